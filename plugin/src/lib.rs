@@ -1,0 +1,9 @@
+//! pullguard's verifier library: the TUF trust core, metadata sources, trust stores and
+//! verdicts. Runtime adapters and the gRPC service build on these.
+
+#![forbid(unsafe_code)]
+
+pub mod source;
+pub mod store;
+pub mod tuf;
+pub mod verdict;

@@ -1,0 +1,147 @@
+//! Trusted state as files, the layout TUF clients and the conformance suite expect: one flat
+//! directory holding exactly the verified bytes as received — `root.json`,
+//! `timestamp.json`, `snapshot.json`, `targets.json` and `<encoded role>.json` — and nothing
+//! else ending in `.json`. The highest time seen is kept in `.pullguard-clock`.
+//!
+//! Files are replaced atomically (write a temporary file, fsync, rename, fsync the
+//! directory), so a crash leaves either the old or the new bytes, never a mix.
+
+use std::fs;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::{StoreError, TrustStore};
+use crate::tuf::names::RoleName;
+
+const CLOCK_FILE: &str = ".pullguard-clock";
+
+pub struct DirStore {
+    dir: PathBuf,
+}
+
+impl DirStore {
+    /// Opens (creating if needed) a metadata directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        Ok(DirStore { dir })
+    }
+
+    pub fn path_of(&self, role: &RoleName) -> PathBuf {
+        self.dir.join(format!("{}.json", role.encoded()))
+    }
+
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let result = (|| {
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(|e| io_error(path, e))
+    }
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+impl TrustStore for DirStore {
+    fn load(&self, role: &RoleName) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(role);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    fn persist(&mut self, role: &RoleName, _version: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let path = self.path_of(role);
+        self.write_atomic(&path, bytes)
+    }
+
+    fn remove(&mut self, role: &RoleName) -> Result<(), StoreError> {
+        let path = self.path_of(role);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    fn highest_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let path = self.dir.join(CLOCK_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(&path, e)),
+        };
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| Some(t.with_timezone(&Utc)))
+            .map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            })
+    }
+
+    fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError> {
+        let path = self.dir.join(CLOCK_FILE);
+        self.write_atomic(&path, time.to_rfc3339().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_are_flat_encoded_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DirStore::open(dir.path()).expect("open");
+        let odd = RoleName::new("../x").expect("name");
+        store.persist(&odd, 1, b"{}").expect("persist");
+        store.persist(&RoleName::root(), 2, b"root").expect("persist");
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["..%2Fx.json", "root.json"]);
+        assert_eq!(store.load(&odd).expect("load"), Some(b"{}".to_vec()));
+        store.remove(&odd).expect("remove");
+        store.remove(&odd).expect("removing twice is fine");
+        assert_eq!(store.load(&odd).expect("load"), None);
+    }
+
+    #[test]
+    fn clock_round_trips_and_garbage_is_an_error() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DirStore::open(dir.path()).expect("open");
+        assert_eq!(store.highest_time().expect("none"), None);
+        let t = DateTime::parse_from_rfc3339("2026-11-25T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        store.record_time(t).expect("record");
+        assert_eq!(store.highest_time().expect("some"), Some(t));
+        fs::write(dir.path().join(CLOCK_FILE), "yesterday").expect("write");
+        assert!(matches!(
+            store.highest_time(),
+            Err(StoreError::Corrupt { .. })
+        ));
+    }
+}

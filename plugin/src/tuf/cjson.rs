@@ -1,0 +1,122 @@
+//! Canonical JSON as TUF signs it (OLPC canonical JSON, as securesystemslib and go-tuf
+//! produce it): objects with keys sorted by code point, no insignificant whitespace, strings
+//! with only `"` and `\` escaped and every other character written as UTF-8, integers only.
+//!
+//! The `olpc-cjson` crate was the first choice, but it NFC-normalises strings, which the
+//! reference implementations do not: a target name written in decomposed Unicode then
+//! canonicalises to different bytes than the signer signed (see the test below). This module
+//! writes exactly what python-tuf/securesystemslib write.
+
+use serde_json::Value;
+
+/// Why a JSON value has no canonical form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CanonicalError {
+    #[error("canonical JSON allows only integers, found the number {0}")]
+    NotAnInteger(String),
+}
+
+/// The canonical bytes of `value`.
+pub fn to_canonical(value: &Value) -> Result<Vec<u8>, CanonicalError> {
+    let mut out = Vec::with_capacity(256);
+    write_value(value, &mut out)?;
+    Ok(out)
+}
+
+fn write_value(value: &Value, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => {
+            if n.is_i64() || n.is_u64() {
+                out.extend_from_slice(n.to_string().as_bytes());
+            } else {
+                return Err(CanonicalError::NotAnInteger(n.to_string()));
+            }
+        }
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value(item, out)?;
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            // UTF-8 byte order is code point order, which is how Python sorts str keys.
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+            out.push(b'{');
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_string(key, out);
+                out.push(b':');
+                write_value(item, out)?;
+            }
+            out.push(b'}');
+        }
+    }
+    Ok(())
+}
+
+fn write_string(s: &str, out: &mut Vec<u8>) {
+    out.push(b'"');
+    for &byte in s.as_bytes() {
+        if byte == b'"' || byte == b'\\' {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out.push(b'"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn canon(v: Value) -> String {
+        String::from_utf8(to_canonical(&v).expect("canonical")).expect("utf8")
+    }
+
+    #[test]
+    fn sorts_keys_and_drops_whitespace() {
+        let v = json!({"b": [1, {"z": null, "a": true}], "a": "x", "c": -5});
+        assert_eq!(canon(v), r#"{"a":"x","b":[1,{"a":true,"z":null}],"c":-5}"#);
+    }
+
+    #[test]
+    fn escapes_only_quote_and_backslash() {
+        let v = json!({"k": "a\"b\\c\nd\u{1}é"});
+        assert_eq!(canon(v), "{\"k\":\"a\\\"b\\\\c\nd\u{1}é\"}");
+    }
+
+    #[test]
+    fn keeps_decomposed_unicode_unlike_olpc_cjson() {
+        // "e" + COMBINING ACUTE ACCENT: securesystemslib keeps these two code points;
+        // NFC normalisation (olpc-cjson) would turn them into U+00E9.
+        let v = json!({"e\u{301}": 1});
+        assert_eq!(to_canonical(&v).expect("canonical"), "{\"e\u{301}\":1}".as_bytes());
+    }
+
+    #[test]
+    fn sorts_by_code_point_not_utf16() {
+        let v = json!({"\u{ff61}": 1, "\u{1f600}": 2, "z": 3});
+        assert_eq!(canon(v), "{\"z\":3,\"\u{ff61}\":1,\"\u{1f600}\":2}");
+    }
+
+    #[test]
+    fn rejects_floats() {
+        let v: Value = serde_json::from_str(r#"{"version": 1.5}"#).expect("json");
+        assert_eq!(
+            to_canonical(&v),
+            Err(CanonicalError::NotAnInteger("1.5".into()))
+        );
+    }
+}

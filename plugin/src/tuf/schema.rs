@@ -1,0 +1,646 @@
+//! TUF 1.0 metadata documents (spec §4) and pullguard's detached signature document
+//! (DESIGN §2), as serde types that mirror the specification one to one.
+//!
+//! Documents are parsed in two steps: the bytes become a JSON value, the canonical form of its
+//! `signed` member is kept (signatures are checked over exactly that, so unknown fields stay
+//! covered), then the value becomes the typed document. Unknown fields are kept in `extra`.
+//! Checks that the specification puts on the *shape* of a document (versions ≥ 1, thresholds
+//! ≥ 1, the four top-level roles, unique delegated role names, …) happen here; checks that
+//! need trusted state happen in [`super::trusted`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::num::NonZeroU64;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::{Map, Value};
+
+use super::cjson::{self, CanonicalError};
+use super::names::RoleName;
+
+/// Unknown fields of a document, kept so that nothing a signer wrote is lost.
+pub type Extra = Map<String, Value>;
+
+/// Why a document does not have the shape the specification requires.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error("not valid JSON: {0}")]
+    Json(String),
+    #[error("the envelope must be an object with `signed` (an object) and `signatures` (a list)")]
+    Envelope,
+    #[error("expected a `{expected}` document, found `{found}`")]
+    WrongType { expected: &'static str, found: String },
+    #[error("unsupported spec_version `{0}` (pullguard reads TUF 1.x)")]
+    SpecVersion(String),
+    #[error("{0}")]
+    Canonical(#[from] CanonicalError),
+    #[error("invalid document: {0}")]
+    Invalid(String),
+}
+
+/// `expires`: an instant written as `YYYY-MM-DDTHH:MM:SSZ` (TUF §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expires(pub DateTime<Utc>);
+
+impl Expires {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        // The format is fixed: no fractions, no offsets other than Z.
+        if s.len() != 20 || !s.ends_with('Z') {
+            return Err(format!("expires `{s}` is not YYYY-MM-DDTHH:MM:SSZ"));
+        }
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
+            .map(|t| Expires(t.and_utc()))
+            .map_err(|_| format!("expires `{s}` is not YYYY-MM-DDTHH:MM:SSZ"))
+    }
+
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.0 <= now
+    }
+}
+
+impl fmt::Display for Expires {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%dT%H:%M:%SZ"))
+    }
+}
+
+impl Serialize for Expires {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Expires {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Expires::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A public key as written in metadata (TUF §4.2). The key ID is the map key that names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Key {
+    pub keytype: String,
+    pub scheme: String,
+    pub keyval: KeyVal,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyVal {
+    pub public: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A top-level role in root: which keys sign it and how many must.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    pub keyids: Vec<String>,
+    pub threshold: NonZeroU64,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Root {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    pub expires: Expires,
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+    pub keys: BTreeMap<String, Key>,
+    pub roles: BTreeMap<String, RoleKeys>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// What a timestamp or snapshot says about another metadata file (TUF §4.4, §4.5).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetaFile {
+    pub version: NonZeroU64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hashes: Option<IndexMap<String, String>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timestamp {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    pub expires: Expires,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl Timestamp {
+    /// The snapshot entry (validated present when the document is parsed).
+    pub fn snapshot_meta(&self) -> &MetaFile {
+        &self.meta["snapshot.json"]
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    pub expires: Expires,
+    pub meta: BTreeMap<String, MetaFile>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A target file: its length, its hashes (in the order written) and free-form `custom` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetFile {
+    pub length: u64,
+    pub hashes: IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// A delegated targets role (TUF §4.5 `delegations.roles[]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    pub name: RoleName,
+    pub keyids: Vec<String>,
+    pub threshold: NonZeroU64,
+    #[serde(default)]
+    pub terminating: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hash_prefixes: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// Succinct hash-bin delegations (TAP 15): `2^bit_length` roles named
+/// `<name_prefix>-<hex bin>`, sharing one set of keys.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuccinctRoles {
+    pub keyids: Vec<String>,
+    pub threshold: NonZeroU64,
+    pub bit_length: u32,
+    pub name_prefix: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delegations {
+    pub keys: BTreeMap<String, Key>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<DelegatedRole>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succinct_roles: Option<SuccinctRoles>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Targets {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    pub expires: Expires,
+    pub targets: BTreeMap<String, TargetFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegations: Option<Delegations>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The manifest a detached signature is about (an OCI descriptor's core).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subject {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub size: u64,
+    pub digest: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// pullguard's detached image signature (DESIGN §2): signed by the keys of the targets role
+/// that covers `repository`, versioned per repository:tag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignatureDoc {
+    #[serde(rename = "_type")]
+    pub type_: String,
+    pub spec_version: String,
+    pub version: NonZeroU64,
+    pub expires: Expires,
+    pub subject: Subject,
+    pub repository: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One entry of an envelope's `signatures` list. Entries are not validated beyond their
+/// shape: a signature that names an unknown key, or is not hex, simply never counts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signature {
+    pub keyid: String,
+    pub sig: String,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// The common header of every signed document.
+pub trait Document: DeserializeOwned {
+    /// The `_type` value.
+    const TYPE: &'static str;
+    fn type_field(&self) -> &str;
+    fn spec_version(&self) -> &str;
+    fn version(&self) -> u64;
+    fn expires(&self) -> Expires;
+    /// Shape rules beyond what serde checks.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+macro_rules! document {
+    ($t:ty, $name:literal) => {
+        impl Document for $t {
+            const TYPE: &'static str = $name;
+            fn type_field(&self) -> &str {
+                &self.type_
+            }
+            fn spec_version(&self) -> &str {
+                &self.spec_version
+            }
+            fn version(&self) -> u64 {
+                self.version.get()
+            }
+            fn expires(&self) -> Expires {
+                self.expires
+            }
+            fn check(&self) -> Result<(), String> {
+                self.check_shape()
+            }
+        }
+    };
+}
+
+document!(Root, "root");
+document!(Timestamp, "timestamp");
+document!(Snapshot, "snapshot");
+document!(Targets, "targets");
+document!(SignatureDoc, "signature");
+
+/// The top-level role names, which a delegation may not reuse.
+pub const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
+
+impl Root {
+    fn check_shape(&self) -> Result<(), String> {
+        let names: Vec<&str> = self.roles.keys().map(String::as_str).collect();
+        let mut expected = TOP_LEVEL_ROLES.to_vec();
+        expected.sort_unstable();
+        if names != expected {
+            return Err(format!(
+                "root must define exactly the roles root, snapshot, targets, timestamp; found {names:?}"
+            ));
+        }
+        for (name, role) in &self.roles {
+            check_unique_keyids(name, &role.keyids)?;
+        }
+        Ok(())
+    }
+
+    pub fn role(&self, name: &str) -> &RoleKeys {
+        // Presence of the four roles is checked at parse time.
+        &self.roles[name]
+    }
+}
+
+impl Timestamp {
+    fn check_shape(&self) -> Result<(), String> {
+        let meta = self
+            .meta
+            .get("snapshot.json")
+            .ok_or("timestamp has no meta entry for snapshot.json")?;
+        meta.check_shape("snapshot.json")
+    }
+}
+
+impl Snapshot {
+    fn check_shape(&self) -> Result<(), String> {
+        self.meta
+            .iter()
+            .try_for_each(|(name, meta)| meta.check_shape(name))
+    }
+}
+
+impl MetaFile {
+    fn check_shape(&self, name: &str) -> Result<(), String> {
+        if self.length == Some(0) {
+            return Err(format!("meta entry {name} has length 0"));
+        }
+        if let Some(hashes) = &self.hashes {
+            if hashes.is_empty() {
+                return Err(format!("meta entry {name} has an empty hashes object"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Targets {
+    fn check_shape(&self) -> Result<(), String> {
+        for (path, target) in &self.targets {
+            if target.hashes.is_empty() {
+                return Err(format!("target {path} has no hashes"));
+            }
+        }
+        let Some(delegations) = &self.delegations else {
+            return Ok(());
+        };
+        match (&delegations.roles, &delegations.succinct_roles) {
+            (Some(_), Some(_)) => Err("delegations has both roles and succinct_roles".into()),
+            (None, None) => Err("delegations has neither roles nor succinct_roles".into()),
+            (None, Some(succinct)) => {
+                if !(1..=32).contains(&succinct.bit_length) {
+                    return Err(format!(
+                        "succinct_roles bit_length {} is not within 1..=32",
+                        succinct.bit_length
+                    ));
+                }
+                check_unique_keyids(&succinct.name_prefix, &succinct.keyids)
+            }
+            (Some(roles), None) => {
+                let mut seen = std::collections::HashSet::new();
+                for role in roles {
+                    if TOP_LEVEL_ROLES.contains(&role.name.as_str()) {
+                        return Err(format!(
+                            "delegated role name `{}` is a top-level role name",
+                            role.name
+                        ));
+                    }
+                    if !seen.insert(role.name.as_str()) {
+                        return Err(format!("delegated role `{}` is listed twice", role.name));
+                    }
+                    if role.paths.is_some() && role.path_hash_prefixes.is_some() {
+                        return Err(format!(
+                            "delegated role `{}` has both paths and path_hash_prefixes",
+                            role.name
+                        ));
+                    }
+                    check_unique_keyids(role.name.as_str(), &role.keyids)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl SignatureDoc {
+    fn check_shape(&self) -> Result<(), String> {
+        if self.repository.is_empty() {
+            return Err("signature names no repository".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_unique_keyids(role: &str, keyids: &[String]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for keyid in keyids {
+        if !seen.insert(keyid) {
+            return Err(format!("role `{role}` lists key ID {keyid} twice"));
+        }
+    }
+    Ok(())
+}
+
+/// A parsed, not yet verified, signed document: the typed `signed` part, the signatures, and
+/// the canonical bytes of `signed` that the signatures must cover.
+#[derive(Debug, Clone)]
+pub struct Envelope<T> {
+    pub signed: T,
+    pub signatures: Vec<Signature>,
+    pub canonical: Vec<u8>,
+}
+
+impl<T: Document> Envelope<T> {
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, SchemaError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+        Self::from_value(value)
+    }
+
+    pub fn from_value(value: Value) -> Result<Self, SchemaError> {
+        let Value::Object(mut outer) = value else {
+            return Err(SchemaError::Envelope);
+        };
+        let signed = outer.remove("signed").ok_or(SchemaError::Envelope)?;
+        let signatures = outer.remove("signatures").ok_or(SchemaError::Envelope)?;
+        if !signed.is_object() || !signatures.is_array() {
+            return Err(SchemaError::Envelope);
+        }
+        let found_type = signed
+            .get("_type")
+            .and_then(Value::as_str)
+            .unwrap_or("<none>");
+        if found_type != T::TYPE {
+            return Err(SchemaError::WrongType {
+                expected: T::TYPE,
+                found: found_type.to_string(),
+            });
+        }
+        let canonical = cjson::to_canonical(&signed)?;
+        let signed: T =
+            serde_json::from_value(signed).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+        check_spec_version(signed.spec_version())?;
+        signed.check().map_err(SchemaError::Invalid)?;
+        let signatures: Vec<Signature> = serde_json::from_value(signatures)
+            .map_err(|e| SchemaError::Invalid(format!("signatures: {e}")))?;
+        // Two signatures under one key ID make the document ambiguous (as python-tuf rules).
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = signatures.iter().find(|s| !seen.insert(s.keyid.as_str())) {
+            return Err(SchemaError::Invalid(format!(
+                "more than one signature for key ID {}",
+                dup.keyid
+            )));
+        }
+        Ok(Envelope {
+            signed,
+            signatures,
+            canonical,
+        })
+    }
+}
+
+/// TUF 1.x only: `MAJOR.MINOR` or `MAJOR.MINOR.PATCH`, all digits, major 1.
+fn check_spec_version(v: &str) -> Result<(), SchemaError> {
+    let parts: Vec<&str> = v.split('.').collect();
+    let digits = parts
+        .iter()
+        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if !(2..=3).contains(&parts.len()) || !digits || parts[0] != "1" {
+        return Err(SchemaError::SpecVersion(v.to_string()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn root_value() -> Value {
+        json!({
+            "signed": {
+                "_type": "root", "spec_version": "1.0.31", "version": 1,
+                "expires": "2030-01-01T00:00:00Z", "consistent_snapshot": true,
+                "keys": {"k1": {"keytype": "ed25519", "scheme": "ed25519",
+                                "keyval": {"public": "00"}, "x-custom": 7}},
+                "roles": {
+                    "root": {"keyids": ["k1"], "threshold": 1},
+                    "timestamp": {"keyids": ["k1"], "threshold": 1},
+                    "snapshot": {"keyids": ["k1"], "threshold": 1},
+                    "targets": {"keyids": ["k1"], "threshold": 1}
+                },
+                "x-unknown": {"b": 1, "a": 2}
+            },
+            "signatures": [{"keyid": "k1", "sig": "abcd"}]
+        })
+    }
+
+    #[test]
+    fn parses_root_and_keeps_unknown_fields_in_the_signed_bytes() {
+        let env = Envelope::<Root>::from_value(root_value()).expect("parses");
+        assert_eq!(env.signed.version.get(), 1);
+        assert!(env.signed.consistent_snapshot);
+        assert_eq!(env.signed.extra["x-unknown"], json!({"b": 1, "a": 2}));
+        assert_eq!(env.signed.keys["k1"].extra["x-custom"], json!(7));
+        let canonical = String::from_utf8(env.canonical).expect("utf8");
+        assert!(canonical.contains(r#""x-unknown":{"a":2,"b":1}"#), "{canonical}");
+    }
+
+    #[test]
+    fn rejects_wrong_type() {
+        let err = Envelope::<Timestamp>::from_value(root_value()).expect_err("wrong type");
+        assert_eq!(
+            err,
+            SchemaError::WrongType {
+                expected: "timestamp",
+                found: "root".into()
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_bad_shapes() {
+        let cases: Vec<(&str, Value)> = vec![
+            ("/signed/version", json!(0)),
+            ("/signed/version", json!(-1)),
+            ("/signed/version", json!(1.5)),
+            ("/signed/version", json!("1")),
+            ("/signed/expires", json!("2030-01-01 00:00:00")),
+            ("/signed/expires", json!("2030-01-01T00:00:00+01:00")),
+            ("/signed/spec_version", json!("2.0.0")),
+            ("/signed/spec_version", json!("1")),
+            ("/signed/spec_version", json!("1.0.x")),
+            ("/signed/roles/root/threshold", json!(0)),
+            ("/signed/roles/root/keyids", json!(["k1", "k1"])),
+            ("/signed/roles/extra", json!({"keyids": [], "threshold": 1})),
+            ("/signed/keys", json!([])),
+            ("/signatures", json!({})),
+        ];
+        for (pointer, bad) in cases {
+            let mut v = root_value();
+            let (parent, field) = pointer.rsplit_once('/').expect("pointer");
+            v.pointer_mut(parent).expect("parent")[field] = bad.clone();
+            assert!(
+                Envelope::<Root>::from_value(v).is_err(),
+                "{pointer} = {bad} should be rejected"
+            );
+        }
+        let mut v = root_value();
+        v["signed"]["roles"]
+            .as_object_mut()
+            .expect("roles")
+            .remove("snapshot");
+        assert!(Envelope::<Root>::from_value(v).is_err());
+    }
+
+    #[test]
+    fn rejects_two_signatures_with_one_keyid() {
+        let mut v = root_value();
+        v["signatures"] = json!([{"keyid": "k1", "sig": "ab"}, {"keyid": "k1", "sig": "ab"}]);
+        let err = Envelope::<Root>::from_value(v).expect_err("duplicate");
+        assert!(err.to_string().contains("more than one signature"), "{err}");
+    }
+
+    #[test]
+    fn rejects_non_objects_and_garbage() {
+        for bytes in [&b"[]"[..], b"{}", b"null", b"{\"signed\":1,\"signatures\":[]}", b"\xff"] {
+            assert!(Envelope::<Root>::from_slice(bytes).is_err());
+        }
+    }
+
+    #[test]
+    fn targets_delegation_rules() {
+        let base = json!({
+            "signed": {"_type": "targets", "spec_version": "1.0", "version": 3,
+                       "expires": "2030-01-01T00:00:00Z",
+                       "targets": {"a:1": {"length": 5, "hashes": {"sha512": "aa", "sha256": "bb"}}},
+                       "delegations": {"keys": {}, "roles": [
+                           {"name": "team", "keyids": [], "threshold": 1, "terminating": true,
+                            "paths": ["team/*"]}]}},
+            "signatures": []
+        });
+        let env = Envelope::<Targets>::from_value(base.clone()).expect("parses");
+        let hashes: Vec<&String> = env.signed.targets["a:1"].hashes.keys().collect();
+        assert_eq!(hashes, ["sha512", "sha256"], "hash order as written");
+
+        for bad_role in [
+            json!({"name": "snapshot", "keyids": [], "threshold": 1, "paths": []}),
+            json!({"name": "team", "keyids": [], "threshold": 1, "paths": []}),
+            json!({"name": "x", "keyids": [], "threshold": 1, "paths": [], "path_hash_prefixes": []}),
+            json!({"name": "", "keyids": [], "threshold": 1, "paths": []}),
+        ] {
+            let mut v = base.clone();
+            v["signed"]["delegations"]["roles"]
+                .as_array_mut()
+                .expect("roles")
+                .push(bad_role.clone());
+            assert!(
+                Envelope::<Targets>::from_value(v).is_err(),
+                "{bad_role} should be rejected"
+            );
+        }
+        let mut v = base;
+        v["signed"]["targets"]["a:1"]["hashes"] = json!({});
+        assert!(Envelope::<Targets>::from_value(v).is_err());
+    }
+
+    #[test]
+    fn expires_format_is_strict() {
+        assert!(Expires::parse("2030-01-01T00:00:00Z").is_ok());
+        for bad in ["2030-01-01T00:00:00.5Z", "2030-01-01T00:00:00", "2030-13-01T00:00:00Z"] {
+            assert!(Expires::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

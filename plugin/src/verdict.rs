@@ -1,0 +1,186 @@
+//! The answer pullguard gives about an image: admitted or denied, a stable reason code, a
+//! human-readable message, and how long the answer may be reused.
+//!
+//! Reason codes are part of the API (gRPC, the containerd hook's output, the audit log):
+//! their string forms never change meaning once released.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+
+/// Why an image was admitted or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReasonCode {
+    /// Admitted: all required evidence is valid.
+    Verified,
+    /// Metadata or a signature is past its expiry (a freeze attack, or a stale mirror).
+    Expired,
+    /// A version older than the trusted one was served (replay / rollback).
+    Rollback,
+    /// A document's version differs from the one its file name, snapshot or timestamp pins.
+    VersionMismatch,
+    /// Too few valid signatures by the keys trusted for the role.
+    ThresholdNotMet,
+    /// Nothing signed says anything about this image.
+    NotSigned,
+    /// No trusted targets role lists the target (image tag, digest pin, or file).
+    UnknownTarget,
+    /// Content does not have the digest that trusted metadata lists.
+    DigestMismatch,
+    /// Content does not have the length that trusted metadata lists.
+    LengthMismatch,
+    /// Metadata combines documents from different points in time.
+    MixAndMatch,
+    /// A document is not well-formed TUF / pullguard metadata.
+    Malformed,
+    /// A response is larger than the limit for its document type.
+    Oversized,
+    /// The node clock is behind a time already seen.
+    ClockRollback,
+    /// The root rotation chain is longer than allowed in one update.
+    TooManyRotations,
+    /// No trust root is configured for the scope.
+    NoTrustRoot,
+    /// The metadata source could not be reached or timed out.
+    Unavailable,
+    /// The request itself was malformed.
+    InvalidRequest,
+    /// A local failure (trusted-state storage).
+    Internal,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 18] = [
+        ReasonCode::Verified,
+        ReasonCode::Expired,
+        ReasonCode::Rollback,
+        ReasonCode::VersionMismatch,
+        ReasonCode::ThresholdNotMet,
+        ReasonCode::NotSigned,
+        ReasonCode::UnknownTarget,
+        ReasonCode::DigestMismatch,
+        ReasonCode::LengthMismatch,
+        ReasonCode::MixAndMatch,
+        ReasonCode::Malformed,
+        ReasonCode::Oversized,
+        ReasonCode::ClockRollback,
+        ReasonCode::TooManyRotations,
+        ReasonCode::NoTrustRoot,
+        ReasonCode::Unavailable,
+        ReasonCode::InvalidRequest,
+        ReasonCode::Internal,
+    ];
+
+    /// The stable string form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::Verified => "verified",
+            ReasonCode::Expired => "expired",
+            ReasonCode::Rollback => "rollback",
+            ReasonCode::VersionMismatch => "version_mismatch",
+            ReasonCode::ThresholdNotMet => "threshold_not_met",
+            ReasonCode::NotSigned => "not_signed",
+            ReasonCode::UnknownTarget => "unknown_target",
+            ReasonCode::DigestMismatch => "digest_mismatch",
+            ReasonCode::LengthMismatch => "length_mismatch",
+            ReasonCode::MixAndMatch => "mix_and_match",
+            ReasonCode::Malformed => "malformed",
+            ReasonCode::Oversized => "oversized",
+            ReasonCode::ClockRollback => "clock_rollback",
+            ReasonCode::TooManyRotations => "too_many_rotations",
+            ReasonCode::NoTrustRoot => "no_trust_root",
+            ReasonCode::Unavailable => "unavailable",
+            ReasonCode::InvalidRequest => "invalid_request",
+            ReasonCode::Internal => "internal",
+        }
+    }
+
+    /// Transient failures say nothing about the image and are never cached as verdicts.
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ReasonCode::Unavailable | ReasonCode::Internal | ReasonCode::InvalidRequest
+        )
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ReasonCode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReasonCode::ALL
+            .into_iter()
+            .find(|c| c.as_str() == s)
+            .ok_or_else(|| format!("unknown reason code `{s}`"))
+    }
+}
+
+/// A decision about one image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub admitted: bool,
+    pub reason: ReasonCode,
+    pub message: String,
+    /// The earliest expiry among the evidence used; the verdict may be reused until then.
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+impl Verdict {
+    pub fn admit(message: impl Into<String>, valid_until: DateTime<Utc>) -> Self {
+        Verdict {
+            admitted: true,
+            reason: ReasonCode::Verified,
+            message: message.into(),
+            valid_until: Some(valid_until),
+        }
+    }
+
+    pub fn deny(reason: ReasonCode, message: impl Into<String>) -> Self {
+        Verdict {
+            admitted: false,
+            reason,
+            message: message.into(),
+            valid_until: None,
+        }
+    }
+
+    /// May this verdict be cached and reused at `now`?
+    pub fn reusable_at(&self, now: DateTime<Utc>) -> bool {
+        !self.reason.is_transient() && self.valid_until.is_some_and(|t| now < t)
+    }
+}
+
+impl From<&crate::tuf::Error> for Verdict {
+    fn from(e: &crate::tuf::Error) -> Self {
+        Verdict::deny(e.reason(), e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ReasonCode::ALL {
+            assert!(seen.insert(code.as_str()));
+            assert_eq!(code.as_str().parse::<ReasonCode>(), Ok(code));
+        }
+        assert!("nope".parse::<ReasonCode>().is_err());
+    }
+
+    #[test]
+    fn denials_and_transient_errors_are_not_reusable() {
+        let now = Utc::now();
+        let later = now + chrono::Duration::hours(1);
+        assert!(Verdict::admit("ok", later).reusable_at(now));
+        assert!(!Verdict::admit("ok", now).reusable_at(later));
+        assert!(!Verdict::deny(ReasonCode::Unavailable, "down").reusable_at(now));
+    }
+}

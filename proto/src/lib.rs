@@ -1,0 +1,7 @@
+//! pullguard's gRPC API, generated from `pullguard/v1/verifier.proto`. Generated code lives
+//! only here, in named modules, with lint allowances scoped to them.
+
+pub mod v1 {
+    #![allow(clippy::all, clippy::pedantic, missing_docs)]
+    tonic::include_proto!("pullguard.v1");
+}

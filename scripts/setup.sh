@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Installs what pullguard's build, tests and demo need on a Debian machine, idempotently:
+# Debian packages (protoc, libclang for the RocksDB bindings, faketime, Python venv support)
+# and a Python venv with python-tuf for the interoperability fixtures.
+#
+# Source this file (`. scripts/setup.sh`) to also get CARGO_TARGET_DIR and PULLGUARD_VENV
+# exported; executing it only installs.
+set -euo pipefail
+
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+apt_packages=(protobuf-compiler libclang-dev clang faketime python3-venv python3-pip ca-certificates curl)
+missing=()
+for p in "${apt_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+fi
+
+# A build directory and venv shared across clones when the machine allows it: RocksDB takes
+# many minutes to build from source, and CI runs on fresh clones.
+shared=/var/tmp
+if [[ -z ${CARGO_TARGET_DIR:-} ]]; then
+  if mkdir -p "$shared/pullguard-target" 2>/dev/null && [[ -w $shared/pullguard-target ]]; then
+    export CARGO_TARGET_DIR=$shared/pullguard-target
+  else
+    export CARGO_TARGET_DIR=$repo_root/target
+  fi
+fi
+if [[ -z ${PULLGUARD_VENV:-} ]]; then
+  if mkdir -p "$shared/pullguard-venv" 2>/dev/null && [[ -w $shared/pullguard-venv ]]; then
+    export PULLGUARD_VENV=$shared/pullguard-venv
+  else
+    export PULLGUARD_VENV=$repo_root/.venv
+  fi
+fi
+
+req=$repo_root/tests/interop/requirements.txt
+stamp=$PULLGUARD_VENV/.requirements
+if [[ ! -x $PULLGUARD_VENV/bin/python ]] || ! cmp -s "$req" "$stamp"; then
+  echo "setup: preparing the Python venv at $PULLGUARD_VENV"
+  python3 -m venv "$PULLGUARD_VENV"
+  "$PULLGUARD_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req" </dev/null
+  cp "$req" "$stamp"
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: cargo is not installed; install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)" >&2
+  exit 1
+fi
+echo "setup: ready (CARGO_TARGET_DIR=$CARGO_TARGET_DIR, PULLGUARD_VENV=$PULLGUARD_VENV)"

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs pullguard's whole test suite: unit tests, store crash tests, python-tuf
+# interoperability tests (real HTTP on 127.0.0.1), and doc tests. Installs what it needs
+# first. Prints the test runner's summary and exits non-zero if any test fails.
+set -euo pipefail
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo_root"
+# shellcheck source=scripts/setup.sh
+. scripts/setup.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace --no-fail-fast --locked 2>&1 | tee "$log" || status=$?
+
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+ignored=$(grep -E '^test result: ' "$log" | grep -Eo '[0-9]+ ignored' | awk '{s+=$1} END {print s+0}')
+echo
+echo "pullguard test summary (all test binaries):"
+echo "$passed passed, $failed failed, $ignored skipped"
+if [[ $status -ne 0 || $failed -ne 0 ]]; then
+  echo "FAILED (cargo exit status $status)"
+  exit 1
+fi
