@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod grpc;
 pub mod source;
 pub mod store;
 pub mod tuf;

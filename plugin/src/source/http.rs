@@ -178,6 +178,114 @@ mod tests {
         );
     }
 
+    /// A one-connection HTTP server on 127.0.0.1 that answers with `head`, then sends
+    /// `body_chunks` with `pause` between them (fault injection: slow or endless bodies).
+    fn fault_server(
+        head: &'static str,
+        body_chunks: usize,
+        chunk: &'static [u8],
+        pause: Duration,
+    ) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = stream;
+            if stream.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            for _ in 0..body_chunks {
+                if stream.write_all(chunk).is_err() {
+                    return;
+                }
+                std::thread::sleep(pause);
+            }
+        });
+        format!("http://{addr}/")
+    }
+
+    #[test]
+    fn a_trickling_response_times_out() {
+        let base = fault_server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+            100,
+            b"x",
+            Duration::from_millis(200),
+        );
+        let source = HttpSource::new(&base, None, Duration::from_secs(1)).expect("source");
+        let started = std::time::Instant::now();
+        let err = source
+            .fetch_metadata(&RoleName::timestamp(), None, 1000)
+            .expect_err("too slow");
+        assert!(matches!(err, FetchError::Timeout { .. }), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn an_endless_response_is_cut_at_the_limit() {
+        // No Content-Length: the body only ends when the server closes the connection.
+        let base = fault_server(
+            "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n",
+            10_000,
+            &[b'{'; 1024],
+            Duration::ZERO,
+        );
+        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
+        let err = source
+            .fetch_metadata(&RoleName::timestamp(), None, 16_384)
+            .expect_err("too large");
+        assert!(matches!(err, FetchError::TooLarge { limit: 16_384, .. }), "{err}");
+    }
+
+    #[test]
+    fn a_declared_oversized_response_is_refused_before_reading() {
+        let base = fault_server(
+            "HTTP/1.1 200 OK\r\nContent-Length: 99999999\r\n\r\n",
+            0,
+            b"",
+            Duration::ZERO,
+        );
+        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
+        let err = source
+            .fetch_metadata(&RoleName::timestamp(), None, 16_384)
+            .expect_err("too large");
+        assert!(matches!(err, FetchError::TooLarge { .. }), "{err}");
+    }
+
+    #[test]
+    fn server_errors_and_missing_files_are_told_apart() {
+        let base = fault_server(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+            0,
+            b"",
+            Duration::ZERO,
+        );
+        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
+        let err = source
+            .fetch_metadata(&RoleName::timestamp(), None, 100)
+            .expect_err("503");
+        assert!(matches!(err, FetchError::Status { status: 503, .. }), "{err}");
+        let base = fault_server(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            0,
+            b"",
+            Duration::ZERO,
+        );
+        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
+        let err = source
+            .fetch_metadata(&RoleName::root(), Some(2), 100)
+            .expect_err("404");
+        assert!(err.is_not_found(), "{err}");
+    }
+
     #[test]
     fn unreachable_server_is_an_error_not_a_panic() {
         // Port 9 (discard) on loopback is closed on test machines.

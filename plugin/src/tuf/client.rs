@@ -338,19 +338,21 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
 
 /// Whether the timestamp or snapshot role's keys or threshold changed between two roots.
 fn keys_rotated(before: &Root, after: &Root) -> bool {
-    let keyset = |root: &Root, role: &str| {
-        let r = root.role(role);
-        let mut keys: Vec<(&str, Option<&str>)> = r
-            .keyids
-            .iter()
-            .map(|id| (id.as_str(), root.keys.get(id).map(|k| k.keyval.public.as_str())))
-            .collect();
-        keys.sort_unstable();
-        (r.threshold, keys)
-    };
     ["timestamp", "snapshot"]
         .iter()
-        .any(|role| keyset(before, role) != keyset(after, role))
+        .any(|role| role_keys(before, role) != role_keys(after, role))
+}
+
+/// A role's threshold and its (key ID, public key) pairs, sorted.
+fn role_keys<'a>(root: &'a Root, role: &str) -> (u64, Vec<(&'a str, Option<&'a str>)>) {
+    let r = root.role(role);
+    let mut keys: Vec<(&str, Option<&str>)> = r
+        .keyids
+        .iter()
+        .map(|id| (id.as_str(), root.keys.get(id).map(|k| k.keyval.public.as_str())))
+        .collect();
+    keys.sort_unstable();
+    (r.threshold.get(), keys)
 }
 
 #[cfg(test)]
