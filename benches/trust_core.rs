@@ -52,7 +52,8 @@ fn rsa_signed(signed: &Value) -> (Vec<u8>, Key) {
     let canonical = pullguard_plugin::tuf::cjson::to_canonical(signed).expect("canonical");
     let signer = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(private);
     let sig = signer.sign_with_rng(&mut rng, &canonical).to_vec();
-    let envelope = json!({"signed": signed, "signatures": [{"keyid": "rsa", "sig": hex::encode(sig)}]});
+    let envelope =
+        json!({"signed": signed, "signatures": [{"keyid": "rsa", "sig": hex::encode(sig)}]});
     (serde_json::to_vec(&envelope).expect("json"), key)
 }
 
@@ -61,7 +62,10 @@ fn verify_document(c: &mut Criterion) {
     let mut cases: Vec<(&str, Vec<u8>, BTreeMap<String, Key>, String)> = Vec::new();
     for (name, key) in [
         ("ed25519", SigningKey::generate_ed25519().expect("ed25519")),
-        ("ecdsa-p256", SigningKey::generate_ecdsa_p256().expect("ecdsa")),
+        (
+            "ecdsa-p256",
+            SigningKey::generate_ecdsa_p256().expect("ecdsa"),
+        ),
     ] {
         let bytes = sign_document(&signed, &[&key]).expect("sign");
         let keys = BTreeMap::from([(key.key_id(), key.public())]);
@@ -162,7 +166,10 @@ fn refresh_from_dir(c: &mut Criterion) {
         let repo_dir = tempfile::tempdir().expect("tempdir");
         let mut repo = RepoBuilder::new(repo_dir.path());
         for i in 0..n {
-            repo.add_target(&format!("team/app-{i}:1.0"), format!("manifest {i}").as_bytes());
+            repo.add_target(
+                &format!("team/app-{i}:1.0"),
+                format!("manifest {i}").as_bytes(),
+            );
         }
         repo.publish_all();
         let root = repo.initial_root();
@@ -209,5 +216,11 @@ fn rocksdb_read(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verify_document, targets_10k, refresh_from_dir, rocksdb_read);
+criterion_group!(
+    benches,
+    verify_document,
+    targets_10k,
+    refresh_from_dir,
+    rocksdb_read
+);
 criterion_main!(benches);

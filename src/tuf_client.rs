@@ -89,13 +89,15 @@ pub fn run(args: TufClientArgs) -> Result<()> {
 fn init(args: &TufClientArgs, root_file: &Path) -> Result<()> {
     let dir = args.metadata_dir()?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bytes =
-        fs::read(root_file).with_context(|| format!("reading {}", root_file.display()))?;
+    let bytes = fs::read(root_file).with_context(|| format!("reading {}", root_file.display()))?;
     let mut store = DirStore::open(dir)?;
     // No checks here: the root is verified (self-signed by a threshold) on first refresh.
     use pullguard_plugin::store::TrustStore;
     store.persist(&pullguard_plugin::tuf::RoleName::root(), 1, &bytes)?;
-    args.log(format!("trusted root copied to {}", dir.join("root.json").display()));
+    args.log(format!(
+        "trusted root copied to {}",
+        dir.join("root.json").display()
+    ));
     Ok(())
 }
 
@@ -137,8 +139,7 @@ fn download(args: &TufClientArgs) -> Result<()> {
         bail!("--target-name is required");
     }
     let mut updater = refresh(args, Some(base))?;
-    fs::create_dir_all(target_dir)
-        .with_context(|| format!("creating {}", target_dir.display()))?;
+    fs::create_dir_all(target_dir).with_context(|| format!("creating {}", target_dir.display()))?;
     for name in &args.target_names {
         let info = updater
             .target_info(name)

@@ -20,8 +20,11 @@ const CHILD_ENV: &str = "PULLGUARD_CRASH_CHILD";
 
 fn bytes_for(role: &str, version: u64) -> Vec<u8> {
     // Big enough that a torn write would show, distinct per role and version.
-    format!("{{\"role\":\"{role}\",\"version\":{version},\"pad\":\"{}\"}}", "x".repeat(4096))
-        .into_bytes()
+    format!(
+        "{{\"role\":\"{role}\",\"version\":{version},\"pad\":\"{}\"}}",
+        "x".repeat(4096)
+    )
+    .into_bytes()
 }
 
 fn open(kind: &str, dir: &Path) -> Box<dyn TrustStore> {
@@ -44,7 +47,11 @@ fn stored_version(store: &dyn TrustStore, role: &str) -> u64 {
     let v: serde_json::Value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{role}: stored bytes are not the JSON written: {e}"));
     let version = v["version"].as_u64().expect("version");
-    assert_eq!(bytes, bytes_for(role, version), "{role} v{version}: bytes differ");
+    assert_eq!(
+        bytes,
+        bytes_for(role, version),
+        "{role} v{version}: bytes differ"
+    );
     version
 }
 
@@ -64,7 +71,9 @@ fn crash_child() {
         for (i, role) in ROLES.iter().enumerate() {
             let v = versions[i] + 1;
             let name = RoleName::new(*role).expect("role");
-            store.persist(&name, v, &bytes_for(role, v)).expect("persist");
+            store
+                .persist(&name, v, &bytes_for(role, v))
+                .expect("persist");
             versions[i] = v;
             println!("ack {role} {v}");
         }
@@ -110,11 +119,17 @@ fn survives_sigkill(kind: &str) {
                 acked[i]
             );
             // At most the one write in flight when the kill came may have landed.
-            assert!(v <= acked[i] + 1, "round {round}: {role} v{v} was never written");
+            assert!(
+                v <= acked[i] + 1,
+                "round {round}: {role} v{v} was never written"
+            );
             acked[i] = v;
         }
     }
-    assert!(acked.iter().all(|&v| v > 0), "the child wrote nothing: {acked:?}");
+    assert!(
+        acked.iter().all(|&v| v > 0),
+        "the child wrote nothing: {acked:?}"
+    );
 }
 
 #[test]

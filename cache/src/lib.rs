@@ -101,13 +101,15 @@ impl Store {
         let key = encode_key::<S>(key)?;
         match self.db.get_pinned_cf(cf, key)? {
             None => Ok(None),
-            Some(bytes) => S::Value::decode_value(&bytes)
-                .map(Some)
-                .map_err(|reason| Error::Decode {
-                    cf: S::CF,
-                    what: "value",
-                    reason,
-                }),
+            Some(bytes) => {
+                S::Value::decode_value(&bytes)
+                    .map(Some)
+                    .map_err(|reason| Error::Decode {
+                        cf: S::CF,
+                        what: "value",
+                        reason,
+                    })
+            }
         }
     }
 

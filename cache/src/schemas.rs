@@ -362,15 +362,24 @@ mod tests {
             version: 42,
             bytes: b"{\"signed\":{}}".to_vec(),
         };
-        assert_eq!(TrustedRecord::decode_value(&rec.encode_value()).expect("dec"), rec);
+        assert_eq!(
+            TrustedRecord::decode_value(&rec.encode_value()).expect("dec"),
+            rec
+        );
         let vr = VerdictRecord {
             admitted: true,
             reason: "verified".into(),
             message: "ok: debian:9.9".into(),
             valid_until: -5,
         };
-        assert_eq!(VerdictRecord::decode_value(&vr.encode_value()).expect("dec"), vr);
-        assert_eq!(u64::decode_key(&7u64.encode_key().expect("enc")).expect("dec"), 7);
+        assert_eq!(
+            VerdictRecord::decode_value(&vr.encode_value()).expect("dec"),
+            vr
+        );
+        assert_eq!(
+            u64::decode_key(&7u64.encode_key().expect("enc")).expect("dec"),
+            7
+        );
         assert_eq!(i64::decode_value(&(-7i64).encode_value()).expect("dec"), -7);
     }
 
@@ -403,7 +412,11 @@ mod tests {
             .put::<Clock>(&String::new(), &123, Durability::Synced)
             .expect("put");
         store
-            .put::<Blobs>(&"sha256:ab".to_string(), &b"doc".to_vec(), Durability::Buffered)
+            .put::<Blobs>(
+                &"sha256:ab".to_string(),
+                &b"doc".to_vec(),
+                Durability::Buffered,
+            )
             .expect("put");
         for seq in [2u64, 1, 300] {
             store
@@ -443,12 +456,8 @@ mod tests {
             name: n.into(),
         };
         let mut batch = store.batch();
-        batch
-            .put::<HighWater>(&key("a:1"), &1)
-            .expect("batch put");
-        batch
-            .put::<HighWater>(&key("b:1"), &2)
-            .expect("batch put");
+        batch.put::<HighWater>(&key("a:1"), &1).expect("batch put");
+        batch.put::<HighWater>(&key("b:1"), &2).expect("batch put");
         assert_eq!(store.get::<HighWater>(&key("a:1")).expect("get"), None);
         store.write(batch, Durability::Synced).expect("write");
         assert_eq!(store.get::<HighWater>(&key("a:1")).expect("get"), Some(1));

@@ -33,7 +33,7 @@ impl DirSource {
                 reason: e.to_string(),
             },
         })?;
-        read_capped(file, max_len, &location)
+        read_capped(file, max_len, &location, None)
     }
 }
 
@@ -57,7 +57,10 @@ impl MetadataSource for DirSource {
         max_len: u64,
     ) -> Result<Vec<u8>, FetchError> {
         // Target paths come from signed metadata, but still never leave the directory.
-        if path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(FetchError::NotFound {
                 location: format!("{path} (not a plain relative path)"),
             });

@@ -4,7 +4,7 @@
 //! [`super::target_file_path`].
 
 use std::io::Read;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
@@ -14,6 +14,7 @@ pub struct HttpSource {
     metadata_base: String,
     targets_base: Option<String>,
     client: reqwest::blocking::Client,
+    timeout: Duration,
 }
 
 impl HttpSource {
@@ -42,10 +43,12 @@ impl HttpSource {
             metadata_base: metadata_base.to_string(),
             targets_base: targets_base.map(str::to_string),
             client,
+            timeout,
         })
     }
 
     fn get(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
+        let deadline = Instant::now() + self.timeout;
         let location = url.to_string();
         let response = self.client.get(url).send().map_err(|e| {
             if e.is_timeout() {
@@ -73,39 +76,52 @@ impl HttpSource {
                 limit: max_len,
             });
         }
-        read_capped(response, max_len, &location)
+        read_capped(response, max_len, &location, Some(deadline))
     }
 }
 
-/// Reads at most `max_len` bytes; one byte more means the body is too large.
+/// Reads at most `max_len` bytes; one byte more means the body is too large. With a
+/// deadline, a body still arriving when it passes is a timeout, however steadily it trickles
+/// (reqwest's own timeout only bounds each read).
 pub(crate) fn read_capped(
-    reader: impl Read,
+    mut reader: impl Read,
     max_len: u64,
     location: &str,
+    deadline: Option<Instant>,
 ) -> Result<Vec<u8>, FetchError> {
+    let timeout = || FetchError::Timeout {
+        location: location.to_string(),
+    };
     let mut body = Vec::new();
-    reader
-        .take(max_len.saturating_add(1))
-        .read_to_end(&mut body)
-        .map_err(|e| {
-            let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-                || e.to_string().to_lowercase().contains("timed out");
-            if timed_out {
-                FetchError::Timeout {
-                    location: location.to_string(),
-                }
-            } else {
-                FetchError::Io {
-                    location: location.to_string(),
-                    reason: e.to_string(),
-                }
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(timeout());
+        }
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let timed_out = e.kind() == std::io::ErrorKind::TimedOut
+                    || e.to_string().to_lowercase().contains("timed out");
+                return Err(if timed_out {
+                    timeout()
+                } else {
+                    FetchError::Io {
+                        location: location.to_string(),
+                        reason: e.to_string(),
+                    }
+                });
             }
-        })?;
-    if body.len() as u64 > max_len {
-        return Err(FetchError::TooLarge {
-            location: location.to_string(),
-            limit: max_len,
-        });
+        };
+        if (body.len() + n) as u64 > max_len {
+            return Err(FetchError::TooLarge {
+                location: location.to_string(),
+                limit: max_len,
+            });
+        }
+        body.extend_from_slice(&chunk[..n]);
     }
     Ok(body)
 }
@@ -168,9 +184,12 @@ mod tests {
 
     #[test]
     fn capped_reads() {
-        assert_eq!(read_capped(&b"abc"[..], 3, "x").expect("fits"), b"abc");
         assert_eq!(
-            read_capped(&b"abcd"[..], 3, "x"),
+            read_capped(&b"abc"[..], 3, "x", None).expect("fits"),
+            b"abc"
+        );
+        assert_eq!(
+            read_capped(&b"abcd"[..], 3, "x", None),
             Err(FetchError::TooLarge {
                 location: "x".into(),
                 limit: 3
@@ -242,7 +261,10 @@ mod tests {
         let err = source
             .fetch_metadata(&RoleName::timestamp(), None, 16_384)
             .expect_err("too large");
-        assert!(matches!(err, FetchError::TooLarge { limit: 16_384, .. }), "{err}");
+        assert!(
+            matches!(err, FetchError::TooLarge { limit: 16_384, .. }),
+            "{err}"
+        );
     }
 
     #[test]
@@ -272,7 +294,10 @@ mod tests {
         let err = source
             .fetch_metadata(&RoleName::timestamp(), None, 100)
             .expect_err("503");
-        assert!(matches!(err, FetchError::Status { status: 503, .. }), "{err}");
+        assert!(
+            matches!(err, FetchError::Status { status: 503, .. }),
+            "{err}"
+        );
         let base = fault_server(
             "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
             0,
@@ -294,6 +319,9 @@ mod tests {
         let err = source
             .fetch_metadata(&RoleName::timestamp(), None, 100)
             .expect_err("nothing listens");
-        assert!(matches!(err, FetchError::Unreachable { .. } | FetchError::Timeout { .. }));
+        assert!(matches!(
+            err,
+            FetchError::Unreachable { .. } | FetchError::Timeout { .. }
+        ));
     }
 }

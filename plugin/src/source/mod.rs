@@ -88,7 +88,10 @@ mod tests {
     fn file_names() {
         let role = RoleName::new("team/a?").expect("name");
         assert_eq!(metadata_file_name(&role, Some(3)), "3.team%2Fa%3F.json");
-        assert_eq!(metadata_file_name(&RoleName::timestamp(), None), "timestamp.json");
+        assert_eq!(
+            metadata_file_name(&RoleName::timestamp(), None),
+            "timestamp.json"
+        );
         assert_eq!(target_file_path("a/b/c.txt", Some("ab")), "a/b/ab.c.txt");
         assert_eq!(target_file_path("c.txt", Some("ab")), "ab.c.txt");
         assert_eq!(target_file_path("c.txt", None), "c.txt");

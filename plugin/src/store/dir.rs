@@ -115,7 +115,9 @@ mod tests {
         let mut store = DirStore::open(dir.path()).expect("open");
         let odd = RoleName::new("../x").expect("name");
         store.persist(&odd, 1, b"{}").expect("persist");
-        store.persist(&RoleName::root(), 2, b"root").expect("persist");
+        store
+            .persist(&RoleName::root(), 2, b"root")
+            .expect("persist");
         let mut names: Vec<String> = fs::read_dir(dir.path())
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())

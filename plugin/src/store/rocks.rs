@@ -104,11 +104,16 @@ mod tests {
     #[test]
     fn state_survives_reopen_and_root_never_goes_back() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let t = Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0).single().expect("time");
+        let t = Utc
+            .with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+            .single()
+            .expect("time");
         {
             let db = Arc::new(Store::open(dir.path()).expect("open"));
             let mut store = RocksTrustStore::new(db, "127.0.0.1:5000/library");
-            store.persist(&RoleName::root(), 3, b"root3").expect("persist");
+            store
+                .persist(&RoleName::root(), 3, b"root3")
+                .expect("persist");
             store
                 .persist(&RoleName::timestamp(), 9, b"ts9")
                 .expect("persist");
@@ -116,7 +121,14 @@ mod tests {
             let err = store
                 .persist(&RoleName::root(), 2, b"root2")
                 .expect_err("root rollback");
-            assert!(matches!(err, StoreError::Rollback { stored: 3, new: 2, .. }));
+            assert!(matches!(
+                err,
+                StoreError::Rollback {
+                    stored: 3,
+                    new: 2,
+                    ..
+                }
+            ));
         }
         let db = Arc::new(Store::open(dir.path()).expect("reopen"));
         let mut store = RocksTrustStore::new(db.clone(), "127.0.0.1:5000/library");

@@ -102,7 +102,10 @@ mod tests {
         // "e" + COMBINING ACUTE ACCENT: securesystemslib keeps these two code points;
         // NFC normalisation (olpc-cjson) would turn them into U+00E9.
         let v = json!({"e\u{301}": 1});
-        assert_eq!(to_canonical(&v).expect("canonical"), "{\"e\u{301}\":1}".as_bytes());
+        assert_eq!(
+            to_canonical(&v).expect("canonical"),
+            "{\"e\u{301}\":1}".as_bytes()
+        );
     }
 
     #[test]

@@ -349,7 +349,12 @@ fn role_keys<'a>(root: &'a Root, role: &str) -> (u64, Vec<(&'a str, Option<&'a s
     let mut keys: Vec<(&str, Option<&str>)> = r
         .keyids
         .iter()
-        .map(|id| (id.as_str(), root.keys.get(id).map(|k| k.keyval.public.as_str())))
+        .map(|id| {
+            (
+                id.as_str(),
+                root.keys.get(id).map(|k| k.keyval.public.as_str()),
+            )
+        })
         .collect();
     keys.sort_unstable();
     (r.threshold.get(), keys)
@@ -377,7 +382,9 @@ mod tests {
             version: Option<u64>,
             max_len: u64,
         ) -> std::result::Result<Vec<u8>, FetchError> {
-            self.log.borrow_mut().push(metadata_file_name(role, version));
+            self.log
+                .borrow_mut()
+                .push(metadata_file_name(role, version));
             self.inner.fetch_metadata(role, version, max_len)
         }
         fn fetch_target(
@@ -446,7 +453,12 @@ mod tests {
         u.refresh(Utc::now()).expect("refresh");
         assert_eq!(
             requests(&u),
-            ["2.root.json", "timestamp.json", "1.snapshot.json", "1.targets.json"]
+            [
+                "2.root.json",
+                "timestamp.json",
+                "1.snapshot.json",
+                "1.targets.json"
+            ]
         );
         let mut u = updater(&f);
         u.refresh(Utc::now()).expect("second refresh");
@@ -519,7 +531,11 @@ mod tests {
             .refresh(now - chrono::Duration::days(2))
             .expect_err("clock rollback");
         assert_eq!(err.reason(), ReasonCode::ClockRollback, "{err}");
-        assert!(requests(&u).is_empty(), "nothing fetched: {:?}", requests(&u));
+        assert!(
+            requests(&u).is_empty(),
+            "nothing fetched: {:?}",
+            requests(&u)
+        );
     }
 
     #[test]
@@ -530,7 +546,11 @@ mod tests {
             serde_json::from_slice(&f.repo.initial_root()).expect("json");
         root["signed"]["version"] = serde_json::json!(7);
         store
-            .persist(&RoleName::root(), 1, &serde_json::to_vec(&root).expect("ser"))
+            .persist(
+                &RoleName::root(),
+                1,
+                &serde_json::to_vec(&root).expect("ser"),
+            )
             .expect("persist");
         let mut u = updater(&f);
         let err = u.refresh(Utc::now()).expect_err("bad root");
@@ -557,7 +577,12 @@ mod tests {
         let mut u = updater(&f);
         u.refresh(Utc::now()).expect("refresh");
         let before = std::fs::read(f.state.join("timestamp.json")).expect("read");
-        for garbage in [&b"{"[..], b"[]", b"{\"signed\":{},\"signatures\":[]}", b"\x00\xff"] {
+        for garbage in [
+            &b"{"[..],
+            b"[]",
+            b"{\"signed\":{},\"signatures\":[]}",
+            b"\x00\xff",
+        ] {
             std::fs::write(f.repo.metadata_dir().join("timestamp.json"), garbage).expect("w");
             let mut u = updater(&f);
             let err = u.refresh(Utc::now()).expect_err("malformed");

@@ -26,7 +26,11 @@ pub enum Error {
     #[error("{0}")]
     Threshold(#[from] ThresholdError),
     #[error("{role} rollback: version {new} is older than the trusted version {trusted}")]
-    Rollback { role: String, trusted: u64, new: u64 },
+    Rollback {
+        role: String,
+        trusted: u64,
+        new: u64,
+    },
     #[error("{role}: expected version {expected}, found version {found}")]
     VersionMismatch {
         role: String,

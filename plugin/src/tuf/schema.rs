@@ -32,7 +32,10 @@ pub enum SchemaError {
     #[error("the envelope must be an object with `signed` (an object) and `signatures` (a list)")]
     Envelope,
     #[error("expected a `{expected}` document, found `{found}`")]
-    WrongType { expected: &'static str, found: String },
+    WrongType {
+        expected: &'static str,
+        found: String,
+    },
     #[error("unsupported spec_version `{0}` (pullguard reads TUF 1.x)")]
     SpecVersion(String),
     #[error("{0}")]
@@ -535,7 +538,10 @@ mod tests {
         assert_eq!(env.signed.extra["x-unknown"], json!({"b": 1, "a": 2}));
         assert_eq!(env.signed.keys["k1"].extra["x-custom"], json!(7));
         let canonical = String::from_utf8(env.canonical).expect("utf8");
-        assert!(canonical.contains(r#""x-unknown":{"a":2,"b":1}"#), "{canonical}");
+        assert!(
+            canonical.contains(r#""x-unknown":{"a":2,"b":1}"#),
+            "{canonical}"
+        );
     }
 
     #[test]
@@ -595,7 +601,13 @@ mod tests {
 
     #[test]
     fn rejects_non_objects_and_garbage() {
-        for bytes in [&b"[]"[..], b"{}", b"null", b"{\"signed\":1,\"signatures\":[]}", b"\xff"] {
+        for bytes in [
+            &b"[]"[..],
+            b"{}",
+            b"null",
+            b"{\"signed\":1,\"signatures\":[]}",
+            b"\xff",
+        ] {
             assert!(Envelope::<Root>::from_slice(bytes).is_err());
         }
     }
@@ -639,7 +651,11 @@ mod tests {
     #[test]
     fn expires_format_is_strict() {
         assert!(Expires::parse("2030-01-01T00:00:00Z").is_ok());
-        for bad in ["2030-01-01T00:00:00.5Z", "2030-01-01T00:00:00", "2030-13-01T00:00:00Z"] {
+        for bad in [
+            "2030-01-01T00:00:00.5Z",
+            "2030-01-01T00:00:00",
+            "2030-13-01T00:00:00Z",
+        ] {
             assert!(Expires::parse(bad).is_err(), "{bad}");
         }
     }

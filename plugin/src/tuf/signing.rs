@@ -138,8 +138,7 @@ fn p256_spki_pem(point: &[u8]) -> String {
         0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
     ];
     let der = [&PREFIX[..], point].concat();
-    pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &der)
-        .unwrap_or_default()
+    pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &der).unwrap_or_default()
 }
 
 #[cfg(test)]

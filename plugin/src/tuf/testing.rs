@@ -113,7 +113,12 @@ impl RepoBuilder {
         let keys: Map<String, Value> = self
             .keys
             .values()
-            .map(|k| (k.key_id(), serde_json::to_value(k.public()).unwrap_or(Value::Null)))
+            .map(|k| {
+                (
+                    k.key_id(),
+                    serde_json::to_value(k.public()).unwrap_or(Value::Null),
+                )
+            })
             .collect();
         let roles: Map<String, Value> = ROLES
             .iter()

@@ -68,7 +68,11 @@ impl TrustedSet {
     /// it may be expired (a newer root may follow).
     pub fn from_root(bytes: &[u8], now: DateTime<Utc>) -> Result<Self> {
         let env: Envelope<Root> = parse("root.json", bytes)?;
-        check_threshold(&root_spec(&env.signed, "root"), &env.canonical, &env.signatures)?;
+        check_threshold(
+            &root_spec(&env.signed, "root"),
+            &env.canonical,
+            &env.signatures,
+        )?;
         Ok(TrustedSet {
             now,
             root: Verified {
@@ -122,7 +126,11 @@ impl TrustedSet {
             &env.signatures,
         )?;
         // 5.3.4: and by a threshold of keys from the new root itself.
-        check_threshold(&root_spec(&env.signed, "root"), &env.canonical, &env.signatures)?;
+        check_threshold(
+            &root_spec(&env.signed, "root"),
+            &env.canonical,
+            &env.signatures,
+        )?;
         // 5.3.5: version N+1 exactly (no rollback, and the file name's version is the one inside).
         let found = env.signed.version.get();
         if found < expected - 1 {
@@ -308,19 +316,17 @@ impl TrustedSet {
             }
             root_spec(&self.root.signed, "targets")
         } else {
-            delegating_targets =
-                self.targets
-                    .get(delegator)
-                    .map(|l| &l.verified)
-                    .ok_or_else(|| Error::NotDelegated {
-                        role: role.to_string(),
-                        delegator: delegator.to_string(),
-                    })?;
-            delegated_spec(&delegating_targets.signed, role).ok_or_else(|| {
-                Error::NotDelegated {
+            delegating_targets = self
+                .targets
+                .get(delegator)
+                .map(|l| &l.verified)
+                .ok_or_else(|| Error::NotDelegated {
                     role: role.to_string(),
                     delegator: delegator.to_string(),
-                }
+                })?;
+            delegated_spec(&delegating_targets.signed, role).ok_or_else(|| Error::NotDelegated {
+                role: role.to_string(),
+                delegator: delegator.to_string(),
             })?
         };
         check_threshold(&spec, &env.canonical, &env.signatures)?;

@@ -24,7 +24,10 @@ fn unusable_detail(keys: &[(String, String)]) -> String {
     if keys.is_empty() {
         return String::new();
     }
-    let list: Vec<String> = keys.iter().map(|(id, why)| format!("{id}: {why}")).collect();
+    let list: Vec<String> = keys
+        .iter()
+        .map(|(id, why)| format!("{id}: {why}"))
+        .collect();
     format!(" (unusable keys: {})", list.join("; "))
 }
 
@@ -162,7 +165,12 @@ mod tests {
             threshold: nz(2),
             keys: &f.keys,
         };
-        assert_eq!(check_threshold(&spec, msg, &sigs).expect_err("one key").valid, 1);
+        assert_eq!(
+            check_threshold(&spec, msg, &sigs)
+                .expect_err("one key")
+                .valid,
+            1
+        );
 
         // The same key material under two key IDs.
         let mut keys = f.keys.clone();
@@ -175,7 +183,12 @@ mod tests {
             threshold: nz(2),
             keys: &keys,
         };
-        assert_eq!(check_threshold(&spec, msg, &sigs).expect_err("one key").valid, 1);
+        assert_eq!(
+            check_threshold(&spec, msg, &sigs)
+                .expect_err("one key")
+                .valid,
+            1
+        );
     }
 
     #[test]
