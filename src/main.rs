@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
         Err(_) => {
-            eprintln!("pullguard: internal error (panic); nothing was trusted");
+            eprintln!("pullguard: internal error (panic); the command was aborted");
             ExitCode::FAILURE
         }
     }

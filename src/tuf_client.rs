@@ -94,6 +94,7 @@ fn init(args: &TufClientArgs, root_file: &Path) -> Result<()> {
     // No checks here: the root is verified (self-signed by a threshold) on first refresh.
     use pullguard_plugin::store::TrustStore;
     store.persist(&pullguard_plugin::tuf::RoleName::root(), 1, &bytes)?;
+    store.clear_clock()?;
     args.log(format!(
         "trusted root copied to {}",
         dir.join("root.json").display()

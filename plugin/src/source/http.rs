@@ -18,17 +18,14 @@ pub struct HttpSource {
 }
 
 impl HttpSource {
-    /// `metadata_base` and `targets_base` must end in `/`. `timeout` bounds each request as a
-    /// whole (slow-retrieval defence).
+    /// Base URLs are used as given (already percent-encoded); a missing final `/` is added.
+    /// `timeout` bounds each request as a whole (slow-retrieval defence).
     pub fn new(
         metadata_base: &str,
         targets_base: Option<&str>,
         timeout: Duration,
     ) -> Result<Self, String> {
         for base in std::iter::once(metadata_base).chain(targets_base) {
-            if !base.ends_with('/') {
-                return Err(format!("base URL `{base}` must end in `/`"));
-            }
             if !(base.starts_with("http://") || base.starts_with("https://")) {
                 return Err(format!("base URL `{base}` is not http:// or https://"));
             }
@@ -40,8 +37,8 @@ impl HttpSource {
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(HttpSource {
-            metadata_base: metadata_base.to_string(),
-            targets_base: targets_base.map(str::to_string),
+            metadata_base: with_slash(metadata_base),
+            targets_base: targets_base.map(with_slash),
             client,
             timeout,
         })
@@ -77,6 +74,14 @@ impl HttpSource {
             });
         }
         read_capped(response, max_len, &location, Some(deadline))
+    }
+}
+
+fn with_slash(base: &str) -> String {
+    if base.ends_with('/') {
+        base.to_string()
+    } else {
+        format!("{base}/")
     }
 }
 
@@ -176,10 +181,12 @@ mod tests {
     #[test]
     fn base_urls_are_checked() {
         let t = Duration::from_secs(1);
-        assert!(HttpSource::new("http://127.0.0.1:1/meta", None, t).is_err());
         assert!(HttpSource::new("ftp://127.0.0.1/meta/", None, t).is_err());
-        assert!(HttpSource::new("http://127.0.0.1:1/meta/", Some("http://x/t"), t).is_err());
-        assert!(HttpSource::new("http://127.0.0.1:1/meta/", Some("http://x/t/"), t).is_ok());
+        assert!(HttpSource::new("http://127.0.0.1:1/meta/", Some("file:///t/"), t).is_err());
+        let source =
+            HttpSource::new("http://127.0.0.1:1/meta", Some("http://x/t"), t).expect("slash added");
+        assert_eq!(source.metadata_base, "http://127.0.0.1:1/meta/");
+        assert_eq!(source.targets_base.as_deref(), Some("http://x/t/"));
     }
 
     #[test]

@@ -29,6 +29,16 @@ impl DirStore {
         Ok(DirStore { dir })
     }
 
+    /// Forgets the highest time seen (a new trust root starts a new history).
+    pub fn clear_clock(&mut self) -> Result<(), StoreError> {
+        let path = self.dir.join(CLOCK_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
     pub fn path_of(&self, role: &RoleName) -> PathBuf {
         self.dir.join(format!("{}.json", role.encoded()))
     }
@@ -145,5 +155,7 @@ mod tests {
             store.highest_time(),
             Err(StoreError::Corrupt { .. })
         ));
+        store.clear_clock().expect("clear");
+        assert_eq!(store.highest_time().expect("none"), None);
     }
 }

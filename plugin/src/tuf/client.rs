@@ -10,7 +10,7 @@ use super::error::{Error, Result};
 use super::names::RoleName;
 use super::schema::{Root, TargetFile};
 use super::trusted::{check_hashes, check_length, TimestampUpdate, TrustedSet};
-use crate::source::{metadata_file_name, target_file_path, FetchError, MetadataSource};
+use crate::source::{metadata_file_name, target_file_path, MetadataSource};
 use crate::store::TrustStore;
 
 /// Size and count limits (endless-data and graph-bomb defences).
@@ -94,6 +94,20 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     pub fn refresh(&mut self, now: DateTime<Utc>) -> Result<()> {
         self.trusted = None;
         self.check_clock(now)?;
+        self.refresh_at(now)?;
+        // Only a time at which metadata was accepted counts as seen: a failed run under a
+        // wrong clock leaves nothing behind that would block later runs.
+        if self
+            .store
+            .highest_time()?
+            .is_none_or(|highest| now > highest)
+        {
+            self.store.record_time(now)?;
+        }
+        Ok(())
+    }
+
+    fn refresh_at(&mut self, now: DateTime<Utc>) -> Result<()> {
         let root_bytes = self
             .store
             .load(&RoleName::root())?
@@ -116,16 +130,15 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     }
 
     /// The clock may never go behind the highest time seen (clock rollback would revive
-    /// expired metadata); the highest time moves forward with it.
-    fn check_clock(&mut self, now: DateTime<Utc>) -> Result<()> {
+    /// expired metadata).
+    fn check_clock(&self, now: DateTime<Utc>) -> Result<()> {
         let tolerance = chrono::Duration::from_std(self.limits.clock_tolerance)
             .unwrap_or(chrono::Duration::zero());
         match self.store.highest_time()? {
             Some(highest) if now + tolerance < highest => {
                 Err(Error::ClockRollback { now, highest })
             }
-            Some(highest) if now <= highest => Ok(()),
-            _ => Ok(self.store.record_time(now)?),
+            _ => Ok(()),
         }
     }
 
@@ -142,7 +155,8 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     fn update_root(&mut self, trusted: &mut TrustedSet) -> Result<()> {
         let root = RoleName::root();
         let start = trusted.root().signed.version.get();
-        for next in start + 1..=start + self.limits.max_root_rotations {
+        let last = version_after(start, self.limits.max_root_rotations)?.unwrap_or(start) - 1;
+        for next in start + 1..=last {
             let bytes = match self.fetch(&root, Some(next), self.limits.root_max) {
                 Ok(bytes) => bytes,
                 Err(Error::Fetch { source, .. }) if source.is_not_found() => return Ok(()),
@@ -152,16 +166,17 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
             // 5.3.8: persist each new root as soon as it is trusted.
             self.store.persist(&root, next, &bytes)?;
         }
-        // The chain did not end within the limit: a next root still exists.
+        // The chain did not end within the limit: is there yet another root?
         match self.fetch(
             &root,
-            Some(start + self.limits.max_root_rotations + 1),
+            version_after(start, self.limits.max_root_rotations)?,
             self.limits.root_max,
         ) {
-            Err(Error::Fetch { source, .. }) if source.is_not_found() => Ok(()),
-            _ => Err(Error::TooManyRootRotations {
+            Ok(_) => Err(Error::TooManyRootRotations {
                 limit: self.limits.max_root_rotations,
             }),
+            Err(Error::Fetch { source, .. }) if source.is_not_found() => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
@@ -317,23 +332,29 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
         let bytes = self
             .source
             .fetch_target(&info.path, prefix, info.file.length)
-            .map_err(|source| match source {
-                FetchError::TooLarge { .. } => Error::LengthMismatch {
-                    file: info.path.clone(),
-                    by: info.role.to_string(),
-                    expected: info.file.length,
-                    found: info.file.length + 1,
-                },
-                source => Error::Fetch {
-                    file: target_file_path(&info.path, prefix),
-                    source,
-                },
+            .map_err(|source| Error::Fetch {
+                file: format!(
+                    "{} (at most {} bytes per {})",
+                    target_file_path(&info.path, prefix),
+                    info.file.length,
+                    info.role
+                ),
+                source,
             })?;
         let by = info.role.to_string();
         check_length(&info.path, &by, info.file.length, &bytes)?;
         check_hashes(&info.path, &by, &info.file.hashes, &bytes)?;
         Ok(bytes)
     }
+}
+
+/// `version + n + 1`, the version after the last one a chain of `n` rotations may reach.
+fn version_after(version: u64, n: u64) -> Result<Option<u64>> {
+    version
+        .checked_add(n)
+        .and_then(|v| v.checked_add(1))
+        .map(Some)
+        .ok_or_else(|| Error::Usage(format!("root version {version} is too large to follow")))
 }
 
 /// Whether the timestamp or snapshot role's keys or threshold changed between two roots.
@@ -352,7 +373,7 @@ fn role_keys<'a>(root: &'a Root, role: &str) -> (u64, Vec<(&'a str, Option<&'a s
         .map(|id| {
             (
                 id.as_str(),
-                root.keys.get(id).map(|k| k.keyval.public.as_str()),
+                root.keys.get(id).and_then(|k| k.keyval.public.as_deref()),
             )
         })
         .collect();
@@ -364,6 +385,7 @@ fn role_keys<'a>(root: &'a Root, role: &str) -> (u64, Vec<(&'a str, Option<&'a s
 mod tests {
     use super::*;
     use crate::source::dir::DirSource;
+    use crate::source::FetchError;
     use crate::store::dir::DirStore;
     use crate::tuf::testing::RepoBuilder;
     use crate::verdict::ReasonCode;
@@ -482,6 +504,9 @@ mod tests {
         assert_eq!(err.reason(), ReasonCode::DigestMismatch, "{err}");
         std::fs::write(&path, b"manifest bytes, longer").expect("tamper");
         let err = u.fetch_target(&info).expect_err("too long");
+        assert_eq!(err.reason(), ReasonCode::Oversized, "{err}");
+        std::fs::write(&path, b"manifest").expect("tamper");
+        let err = u.fetch_target(&info).expect_err("too short");
         assert_eq!(err.reason(), ReasonCode::LengthMismatch, "{err}");
     }
 
@@ -536,6 +561,20 @@ mod tests {
             "nothing fetched: {:?}",
             requests(&u)
         );
+
+        // A failed run under a clock far ahead leaves no trace that blocks later runs.
+        std::fs::remove_file(f.repo.metadata_dir().join("timestamp.json")).expect("rm");
+        let mut u = updater(&f);
+        u.refresh(now + chrono::Duration::days(30))
+            .expect_err("timestamp missing");
+        std::fs::write(
+            f.repo.metadata_dir().join("timestamp.json"),
+            f.repo.published("timestamp", 1).expect("v1"),
+        )
+        .expect("restore");
+        let mut u = updater(&f);
+        u.refresh(now)
+            .expect("the failed future run was not recorded");
     }
 
     #[test]

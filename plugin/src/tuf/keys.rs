@@ -65,9 +65,15 @@ impl PublicKey {
             scheme: scheme.to_string(),
             reason,
         };
+        let public = || {
+            key.keyval
+                .public
+                .as_deref()
+                .ok_or_else(|| malformed("keyval has no `public`".into()))
+        };
         match (key.keytype.as_str(), scheme) {
             ("ed25519", "ed25519") => {
-                let raw = hex::decode(key.keyval.public.trim())
+                let raw = hex::decode(public()?.trim())
                     .map_err(|e| malformed(format!("not hex: {e}")))?;
                 let raw: [u8; 32] = raw
                     .try_into()
@@ -77,23 +83,23 @@ impl PublicKey {
                     .map_err(|e| malformed(e.to_string()))
             }
             ("ecdsa" | "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp256") => {
-                let point = spki_key(&key.keyval.public, OID_EC_PUBLIC_KEY, Some(OID_P256))
-                    .map_err(malformed)?;
+                let point =
+                    spki_key(public()?, OID_EC_PUBLIC_KEY, Some(OID_P256)).map_err(malformed)?;
                 Ok(PublicKey::Ring {
                     algorithm: &ring_sig::ECDSA_P256_SHA256_ASN1,
                     bytes: point,
                 })
             }
             ("ecdsa" | "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp384") => {
-                let point = spki_key(&key.keyval.public, OID_EC_PUBLIC_KEY, Some(OID_P384))
-                    .map_err(malformed)?;
+                let point =
+                    spki_key(public()?, OID_EC_PUBLIC_KEY, Some(OID_P384)).map_err(malformed)?;
                 Ok(PublicKey::Ring {
                     algorithm: &ring_sig::ECDSA_P384_SHA384_ASN1,
                     bytes: point,
                 })
             }
             ("rsa", _) if rsa_algorithm(scheme).is_some() => {
-                let der = spki_key(&key.keyval.public, OID_RSA, None).map_err(malformed)?;
+                let der = spki_key(public()?, OID_RSA, None).map_err(malformed)?;
                 Ok(PublicKey::Ring {
                     algorithm: rsa_algorithm(scheme).ok_or_else(|| malformed(String::new()))?,
                     bytes: der,
@@ -220,7 +226,7 @@ pub(crate) mod tests {
                 keytype: keytype.into(),
                 scheme: scheme.into(),
                 keyval: KeyVal {
-                    public,
+                    public: Some(public),
                     extra: Default::default(),
                 },
                 extra: Default::default(),

@@ -95,7 +95,10 @@ pub struct Key {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KeyVal {
-    pub public: String,
+    /// Absent for key types that are not plain public keys (e.g. sigstore identities):
+    /// such keys are listed but never verify anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -357,9 +360,6 @@ impl Snapshot {
 
 impl MetaFile {
     fn check_shape(&self, name: &str) -> Result<(), String> {
-        if self.length == Some(0) {
-            return Err(format!("meta entry {name} has length 0"));
-        }
         if let Some(hashes) = &self.hashes {
             if hashes.is_empty() {
                 return Err(format!("meta entry {name} has an empty hashes object"));
@@ -403,9 +403,9 @@ impl Targets {
                     if !seen.insert(role.name.as_str()) {
                         return Err(format!("delegated role `{}` is listed twice", role.name));
                     }
-                    if role.paths.is_some() && role.path_hash_prefixes.is_some() {
+                    if role.paths.is_some() == role.path_hash_prefixes.is_some() {
                         return Err(format!(
-                            "delegated role `{}` has both paths and path_hash_prefixes",
+                            "delegated role `{}` must have exactly one of paths and path_hash_prefixes",
                             role.name
                         ));
                     }
@@ -631,6 +631,7 @@ mod tests {
             json!({"name": "snapshot", "keyids": [], "threshold": 1, "paths": []}),
             json!({"name": "team", "keyids": [], "threshold": 1, "paths": []}),
             json!({"name": "x", "keyids": [], "threshold": 1, "paths": [], "path_hash_prefixes": []}),
+            json!({"name": "y", "keyids": [], "threshold": 1}),
             json!({"name": "", "keyids": [], "threshold": 1, "paths": []}),
         ] {
             let mut v = base.clone();

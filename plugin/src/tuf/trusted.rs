@@ -116,7 +116,10 @@ impl TrustedSet {
                 "root cannot be updated after timestamp was loaded".into(),
             ));
         }
-        let expected = self.root.signed.version.get() + 1;
+        let trusted_version = self.root.signed.version.get();
+        let expected = trusted_version.checked_add(1).ok_or_else(|| {
+            Error::Usage(format!("root version {trusted_version} cannot be followed"))
+        })?;
         let file = metadata_file_name(&RoleName::root(), Some(expected));
         let env: Envelope<Root> = parse(&file, bytes)?;
         // 5.3.4: signed by a threshold of keys from the trusted root.
@@ -133,10 +136,10 @@ impl TrustedSet {
         )?;
         // 5.3.5: version N+1 exactly (no rollback, and the file name's version is the one inside).
         let found = env.signed.version.get();
-        if found < expected - 1 {
+        if found < trusted_version {
             return Err(Error::Rollback {
                 role: "root".into(),
-                trusted: expected - 1,
+                trusted: trusted_version,
                 new: found,
             });
         }
@@ -379,7 +382,7 @@ impl TrustedSet {
 }
 
 /// Who may sign `role` according to `delegator`'s delegations (explicit roles or hash bins).
-fn delegated_spec<'a>(delegator: &'a Targets, role: &RoleName) -> Option<RoleSpec<'a>> {
+fn delegated_spec<'a>(delegator: &'a Targets, role: &'a RoleName) -> Option<RoleSpec<'a>> {
     let delegations = delegator.delegations.as_ref()?;
     if let Some(roles) = &delegations.roles {
         let d = roles.iter().find(|d| &d.name == role)?;
@@ -392,7 +395,7 @@ fn delegated_spec<'a>(delegator: &'a Targets, role: &RoleName) -> Option<RoleSpe
     }
     let succinct = delegations.succinct_roles.as_ref()?;
     succinct.is_bin(role.as_str()).then_some(RoleSpec {
-        name: succinct.name_prefix.as_str(),
+        name: role.as_str(),
         keyids: &succinct.keyids,
         threshold: succinct.threshold,
         keys: &delegations.keys,
