@@ -744,7 +744,7 @@ fn substituted_target_is_rejected_and_not_written() {
     );
 
     let out = fx.download(&["longer.txt"]);
-    fx.fails(&out, &["length"]);
+    fx.fails(&out, &["longer than the 11 bytes"]);
     assert_eq!(
         list_dir(&fx.targets),
         Vec::<String>::new(),

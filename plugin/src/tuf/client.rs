@@ -10,7 +10,7 @@ use super::error::{Error, Result};
 use super::names::RoleName;
 use super::schema::{Root, TargetFile};
 use super::trusted::{check_hashes, check_length, TimestampUpdate, TrustedSet};
-use crate::source::{metadata_file_name, target_file_path, MetadataSource};
+use crate::source::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::store::TrustStore;
 
 /// Size and count limits (endless-data and graph-bomb defences).
@@ -332,14 +332,17 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
         let bytes = self
             .source
             .fetch_target(&info.path, prefix, info.file.length)
-            .map_err(|source| Error::Fetch {
-                file: format!(
-                    "{} (at most {} bytes per {})",
-                    target_file_path(&info.path, prefix),
-                    info.file.length,
-                    info.role
-                ),
-                source,
+            .map_err(|source| match source {
+                FetchError::TooLarge { location, .. } => Error::TooLong {
+                    file: info.path.clone(),
+                    by: info.role.to_string(),
+                    expected: info.file.length,
+                    location,
+                },
+                source => Error::Fetch {
+                    file: target_file_path(&info.path, prefix),
+                    source,
+                },
             })?;
         let by = info.role.to_string();
         check_length(&info.path, &by, info.file.length, &bytes)?;
@@ -385,7 +388,6 @@ fn role_keys<'a>(root: &'a Root, role: &str) -> (u64, Vec<(&'a str, Option<&'a s
 mod tests {
     use super::*;
     use crate::source::dir::DirSource;
-    use crate::source::FetchError;
     use crate::store::dir::DirStore;
     use crate::tuf::testing::RepoBuilder;
     use crate::verdict::ReasonCode;
@@ -504,7 +506,11 @@ mod tests {
         assert_eq!(err.reason(), ReasonCode::DigestMismatch, "{err}");
         std::fs::write(&path, b"manifest bytes, longer").expect("tamper");
         let err = u.fetch_target(&info).expect_err("too long");
-        assert_eq!(err.reason(), ReasonCode::Oversized, "{err}");
+        assert_eq!(err.reason(), ReasonCode::LengthMismatch, "{err}");
+        assert!(
+            err.to_string().contains("longer than the 14 bytes"),
+            "{err}"
+        );
         std::fs::write(&path, b"manifest").expect("tamper");
         let err = u.fetch_target(&info).expect_err("too short");
         assert_eq!(err.reason(), ReasonCode::LengthMismatch, "{err}");

@@ -11,6 +11,13 @@ use crate::verdict::ReasonCode;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("{file}: longer than the {expected} bytes that {by} lists (at {location})")]
+    TooLong {
+        file: String,
+        by: String,
+        expected: u64,
+        location: String,
+    },
     #[error("{file}: {source}")]
     Fetch {
         file: String,
@@ -106,7 +113,7 @@ impl Error {
             Error::Rollback { .. } => ReasonCode::Rollback,
             Error::VersionMismatch { .. } => ReasonCode::VersionMismatch,
             Error::Expired { .. } => ReasonCode::Expired,
-            Error::LengthMismatch { .. } => ReasonCode::LengthMismatch,
+            Error::LengthMismatch { .. } | Error::TooLong { .. } => ReasonCode::LengthMismatch,
             Error::HashMismatch { .. } | Error::NoSupportedHash { .. } => {
                 ReasonCode::DigestMismatch
             }
