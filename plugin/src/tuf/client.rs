@@ -93,15 +93,11 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     /// update start time; it must not be behind the highest time this store has seen.
     pub fn refresh(&mut self, now: DateTime<Utc>) -> Result<()> {
         self.trusted = None;
-        self.check_clock(now)?;
+        let highest = self.check_clock(now)?;
         self.refresh_at(now)?;
         // Only a time at which metadata was accepted counts as seen: a failed run under a
         // wrong clock leaves nothing behind that would block later runs.
-        if self
-            .store
-            .highest_time()?
-            .is_none_or(|highest| now > highest)
-        {
+        if highest.is_none_or(|highest| now > highest) {
             self.store.record_time(now)?;
         }
         Ok(())
@@ -130,15 +126,15 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     }
 
     /// The clock may never go behind the highest time seen (clock rollback would revive
-    /// expired metadata).
-    fn check_clock(&self, now: DateTime<Utc>) -> Result<()> {
+    /// expired metadata). Returns that highest time.
+    fn check_clock(&self, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>> {
         let tolerance = chrono::Duration::from_std(self.limits.clock_tolerance)
             .unwrap_or(chrono::Duration::zero());
         match self.store.highest_time()? {
             Some(highest) if now + tolerance < highest => {
                 Err(Error::ClockRollback { now, highest })
             }
-            _ => Ok(()),
+            highest => Ok(highest),
         }
     }
 
