@@ -11,7 +11,6 @@
 //! percent-encoded target path, only after their length and hashes are verified.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use pullguard_plugin::source::http::HttpSource;
-use pullguard_plugin::store::dir::DirStore;
+use pullguard_plugin::store::dir::{write_atomic, DirStore};
 use pullguard_plugin::store::TrustStore;
 use pullguard_plugin::tuf::names::encode_component;
 use pullguard_plugin::tuf::trusted::{check_hashes, check_length};
@@ -154,7 +153,9 @@ fn download(args: &TufClientArgs) -> Result<()> {
         let bytes = updater
             .fetch_target(&info)
             .with_context(|| format!("downloading target {name}"))?;
-        write_atomic(target_dir, &path, &bytes)?;
+        // Through a hidden temporary file: a failure never leaves a partial target, and an
+        // old verified file stays until the new one is complete.
+        write_atomic(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
         args.log(format!("{name}: {} bytes verified, written", bytes.len()));
     }
     Ok(())
@@ -167,24 +168,4 @@ fn is_cached(info: &TargetInfo, path: &Path) -> bool {
     };
     check_length(&info.path, "", info.file.length, &bytes).is_ok()
         && check_hashes(&info.path, "", &info.file.hashes, &bytes).is_ok()
-}
-
-/// Writes through a hidden temporary file, so a failure never leaves a partial target and
-/// an old verified file stays until the new one is complete.
-fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.part"));
-    let result = (|| -> std::io::Result<()> {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
 }

@@ -291,31 +291,26 @@ mod tests {
 
     #[test]
     fn server_errors_and_missing_files_are_told_apart() {
-        let base = fault_server(
-            "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
-            0,
-            b"",
-            Duration::ZERO,
-        );
-        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
-        let err = source
-            .fetch_metadata(&RoleName::timestamp(), None, 100)
-            .expect_err("503");
-        assert!(
-            matches!(err, FetchError::Status { status: 503, .. }),
-            "{err}"
-        );
-        let base = fault_server(
-            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
-            0,
-            b"",
-            Duration::ZERO,
-        );
-        let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
-        let err = source
-            .fetch_metadata(&RoleName::root(), Some(2), 100)
-            .expect_err("404");
-        assert!(err.is_not_found(), "{err}");
+        type Expect = fn(&FetchError) -> bool;
+        let cases: [(&'static str, Expect); 3] = [
+            ("503 Service Unavailable", |e| {
+                matches!(e, FetchError::Status { status: 503, .. })
+            }),
+            ("404 Not Found", FetchError::is_not_found),
+            // Object stores answer 403 for a missing key.
+            ("403 Forbidden", FetchError::is_not_found),
+        ];
+        for (status, expected) in cases {
+            let head: &'static str = Box::leak(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n").into_boxed_str(),
+            );
+            let base = fault_server(head, 0, b"", Duration::ZERO);
+            let source = HttpSource::new(&base, None, Duration::from_secs(10)).expect("source");
+            let err = source
+                .fetch_metadata(&RoleName::root(), Some(2), 100)
+                .expect_err(status);
+            assert!(expected(&err), "{status}: {err}");
+        }
     }
 
     #[test]

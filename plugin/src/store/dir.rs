@@ -42,25 +42,32 @@ impl DirStore {
     pub fn path_of(&self, role: &RoleName) -> PathBuf {
         self.dir.join(format!("{}.json", role.encoded()))
     }
+}
 
-    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let result = (|| {
-            let mut file = fs::File::create(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(|e| io_error(path, e))
+/// Replaces `path` with `bytes` atomically: a hidden temporary file beside it (never ending
+/// in `.json`), fsync, rename, fsync of the directory. A crash leaves the old or the new
+/// bytes, never a mix; a failure leaves no temporary file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
+    result
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> StoreError {
@@ -82,7 +89,7 @@ impl TrustStore for DirStore {
 
     fn persist(&mut self, role: &RoleName, _version: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(role);
-        self.write_atomic(&path, bytes)
+        write_atomic(&path, bytes).map_err(|e| io_error(&path, e))
     }
 
     fn remove(&mut self, role: &RoleName) -> Result<(), StoreError> {
@@ -111,7 +118,7 @@ impl TrustStore for DirStore {
 
     fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError> {
         let path = self.dir.join(CLOCK_FILE);
-        self.write_atomic(&path, time.to_rfc3339().as_bytes())
+        write_atomic(&path, time.to_rfc3339().as_bytes()).map_err(|e| io_error(&path, e))
     }
 }
 
