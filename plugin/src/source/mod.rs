@@ -4,6 +4,7 @@
 
 pub mod dir;
 pub mod http;
+pub mod oci;
 
 use crate::tuf::names::RoleName;
 use crate::verdict::ReasonCode;
@@ -24,12 +25,17 @@ pub enum FetchError {
     Unreachable { location: String, reason: String },
     #[error("reading {location} failed: {reason}")]
     Io { location: String, reason: String },
+    /// The transport delivered bytes that are not what was asked for (a registry blob or
+    /// manifest whose content does not have its digest).
+    #[error("{location} is corrupt: {reason}")]
+    Corrupt { location: String, reason: String },
 }
 
 impl FetchError {
     pub fn reason(&self) -> ReasonCode {
         match self {
             FetchError::TooLarge { .. } => ReasonCode::Oversized,
+            FetchError::Corrupt { .. } => ReasonCode::DigestMismatch,
             _ => ReasonCode::Unavailable,
         }
     }

@@ -1,0 +1,929 @@
+//! A client for the OCI distribution API, on blocking `reqwest` (see README, "Decisions":
+//! `oci-client` reads manifests and blobs without a size cap and is async-only). Every
+//! response body is read with a cap and a deadline; every manifest and blob is checked
+//! against the digest asked for and against `Docker-Content-Digest`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::Method;
+use serde::Deserialize;
+
+use super::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
+use super::error::{ErrorKind, RegistryError};
+use super::oci::{
+    declared_media_type, Descriptor, ImageIndex, ImageManifest, EMPTY_CONFIG,
+    MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
+};
+use super::reference::Digest;
+use crate::source::http::read_capped;
+use crate::source::FetchError;
+
+/// How one registry is reached (pullguard config, `registries.<host>`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// Plain HTTP instead of HTTPS. Never implied, not even for loopback.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// A PEM file of CA certificates trusted in addition to the system's.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the password (first line); preferred over `password`.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Per-request time limit in seconds (default 30).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// Size caps per document type (endless-data defence).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub manifest: u64,
+    pub index: u64,
+    pub token: u64,
+    pub error_body: u64,
+    /// Referrers API pages followed at most.
+    pub referrer_pages: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            // The distribution spec asks registries to accept manifests up to 4 MiB.
+            manifest: 4 * 1024 * 1024,
+            index: 4 * 1024 * 1024,
+            token: 64 * 1024,
+            error_body: 4 * 1024,
+            referrer_pages: 16,
+        }
+    }
+}
+
+/// What a `GET` of a manifest returned, checked against its digest.
+#[derive(Debug, Clone)]
+pub struct FetchedManifest {
+    pub bytes: Vec<u8>,
+    pub media_type: String,
+    pub digest: Digest,
+}
+
+impl FetchedManifest {
+    pub fn descriptor(&self) -> Descriptor {
+        let mut d = Descriptor::new(&self.media_type, &self.bytes);
+        d.digest = self.digest.clone();
+        d
+    }
+}
+
+/// How the referrers of a manifest were found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferrersVia {
+    Api,
+    TagSchema,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Pull,
+    Push,
+}
+
+impl Access {
+    fn actions(self) -> &'static str {
+        match self {
+            Access::Pull => "pull",
+            Access::Push => "pull,push",
+        }
+    }
+}
+
+struct CachedToken {
+    header: String,
+    until: Instant,
+}
+
+/// One registry host.
+pub struct Registry {
+    host: String,
+    base: String,
+    http: Client,
+    credentials: Option<Credentials>,
+    /// Bearer tokens by `repository:<name>:<actions>` scope.
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// Set once the registry has asked for basic auth: every later request carries it.
+    basic: Mutex<bool>,
+    timeout: Duration,
+    caps: Caps,
+    /// 429 / 503 retries, and the longest `Retry-After` waited for.
+    max_retries: u32,
+    max_retry_wait: Duration,
+}
+
+type Result<T, E = RegistryError> = std::result::Result<T, E>;
+
+impl Registry {
+    /// A client for `host` (`name[:port]`). Credentials come from `config`, else from
+    /// `docker_config` (a Docker-style `config.json`), else none (anonymous).
+    pub fn new(
+        host: &str,
+        config: &RegistryConfig,
+        docker_config: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let mut builder = Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("pullguard/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::limited(5));
+        if let Some(ca) = &config.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", ca.display()))?;
+            if certs.is_empty() {
+                return Err(format!("{}: no certificate in it", ca.display()));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let password = match (&config.password_file, &config.password) {
+            (Some(file), _) => Some(
+                std::fs::read_to_string(file)
+                    .map_err(|e| format!("{}: {e}", file.display()))?
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            (None, p) => p.clone(),
+        };
+        let credentials = match (&config.username, password) {
+            (Some(username), Some(password)) => Some(Credentials {
+                username: username.clone(),
+                password,
+            }),
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(format!(
+                    "registry {host}: username and password must be configured together"
+                ))
+            }
+            (None, None) => match docker_config {
+                Some(path) => super::auth::from_docker_config(path, host)?,
+                None => None,
+            },
+        };
+        let scheme = if config.plain_http { "http" } else { "https" };
+        Ok(Registry {
+            host: host.to_string(),
+            base: format!("{scheme}://{host}"),
+            http,
+            credentials,
+            tokens: Mutex::new(HashMap::new()),
+            basic: Mutex::new(false),
+            timeout,
+            caps: Caps::default(),
+            max_retries: 2,
+            max_retry_wait: Duration::from_secs(5),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn caps(&self) -> Caps {
+        self.caps
+    }
+
+    pub fn set_caps(&mut self, caps: Caps) {
+        self.caps = caps;
+    }
+
+    /// How long to wait for a 429's `Retry-After` (longer waits fail at once, as
+    /// rate-limited) and how many times to retry.
+    pub fn set_retry_policy(&mut self, max_retries: u32, max_wait: Duration) {
+        self.max_retries = max_retries;
+        self.max_retry_wait = max_wait;
+    }
+
+    fn error(&self, request: &str, kind: ErrorKind) -> RegistryError {
+        RegistryError {
+            registry: self.host.clone(),
+            request: request.to_string(),
+            kind,
+        }
+    }
+
+    /// `GET /v2/`: the registry speaks the distribution API and our credentials work.
+    pub fn ping(&self) -> Result<()> {
+        let resp = self.send(
+            Method::GET,
+            None,
+            Access::Pull,
+            "/v2/",
+            HeaderMap::new(),
+            None,
+        )?;
+        self.expect_success(resp, "GET /v2/").map(|_| ())
+    }
+
+    /// `GET` a manifest by tag or digest, accepting `accept` media types. The content must
+    /// have the digest asked for (by digest) and the one `Docker-Content-Digest` names.
+    pub fn get_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        accept: &[&str],
+        max_len: u64,
+    ) -> Result<FetchedManifest> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let label = format!("GET {path}");
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, header_value(&accept.join(", ")));
+        let resp = self.send(Method::GET, Some(repo), Access::Pull, &path, headers, None)?;
+        let resp = self.expect_success(resp, &label)?;
+        let header_digest = content_digest_header(&resp);
+        let content_type = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
+        let bytes = self.read_body(resp, max_len, &label)?;
+        let asked: Option<Digest> = reference.parse().ok();
+        let digest = match &asked {
+            Some(d) => d.of_same_kind(&bytes),
+            None => Digest::sha256_of(&bytes),
+        };
+        if let Some(expected) = &asked {
+            if *expected != digest {
+                return Err(self.mismatch(&label, expected, &digest));
+            }
+        }
+        if let Some(h) = header_digest {
+            let computed = h.of_same_kind(&bytes);
+            if computed != h {
+                return Err(self.mismatch(&label, &h, &computed));
+            }
+        }
+        let media_type = declared_media_type(&bytes)
+            .or(content_type)
+            .unwrap_or_else(|| MEDIA_TYPE_IMAGE_MANIFEST.to_string());
+        Ok(FetchedManifest {
+            bytes,
+            media_type,
+            digest,
+        })
+    }
+
+    /// `HEAD` a manifest: its digest, or `None` if the registry has no such manifest. A
+    /// registry that sends no `Docker-Content-Digest` is asked with a `GET` instead.
+    pub fn resolve(&self, repo: &str, reference: &str, accept: &[&str]) -> Result<Option<Digest>> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let label = format!("HEAD {path}");
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, header_value(&accept.join(", ")));
+        let resp = match self.send(Method::HEAD, Some(repo), Access::Pull, &path, headers, None) {
+            Err(e) if e.is_not_found() => return Ok(None),
+            other => other?,
+        };
+        let resp = self.expect_success(resp, &label)?;
+        match content_digest_header(&resp) {
+            Some(d) => Ok(Some(d)),
+            None => match self.get_manifest(repo, reference, accept, self.caps.manifest) {
+                Ok(m) => Ok(Some(m.digest)),
+                Err(e) if e.is_not_found() => Ok(None),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// `PUT` a manifest under `reference` (a tag, or its digest). Returns its digest and
+    /// whether the registry processed its `subject` (the `OCI-Subject` header: the registry
+    /// keeps the referrers index itself).
+    pub fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<(Digest, bool)> {
+        let path = format!("/v2/{repo}/manifests/{reference}");
+        let label = format!("PUT {path}");
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, header_value(media_type));
+        let resp = self.send(
+            Method::PUT,
+            Some(repo),
+            Access::Push,
+            &path,
+            headers,
+            Some(bytes.to_vec()),
+        )?;
+        let resp = self.expect_success(resp, &label)?;
+        let digest = Digest::sha256_of(bytes);
+        if let Some(h) = content_digest_header(&resp) {
+            if h.of_same_kind(bytes) != h {
+                return Err(self.mismatch(&label, &h, &h.of_same_kind(bytes)));
+            }
+        }
+        let subject_processed = resp.headers().contains_key("oci-subject");
+        Ok((digest, subject_processed))
+    }
+
+    /// `GET` a blob; its content must have `digest` (and the `Docker-Content-Digest`).
+    pub fn get_blob(&self, repo: &str, digest: &Digest, max_len: u64) -> Result<Vec<u8>> {
+        let path = format!("/v2/{repo}/blobs/{digest}");
+        let label = format!("GET {path}");
+        let resp = self.send(
+            Method::GET,
+            Some(repo),
+            Access::Pull,
+            &path,
+            HeaderMap::new(),
+            None,
+        )?;
+        let resp = self.expect_success(resp, &label)?;
+        let bytes = self.read_body(resp, max_len, &label)?;
+        let found = digest.of_same_kind(&bytes);
+        if found != *digest {
+            return Err(self.mismatch(&label, digest, &found));
+        }
+        Ok(bytes)
+    }
+
+    pub fn blob_exists(&self, repo: &str, digest: &Digest) -> Result<bool> {
+        let path = format!("/v2/{repo}/blobs/{digest}");
+        match self.send(
+            Method::HEAD,
+            Some(repo),
+            Access::Pull,
+            &path,
+            HeaderMap::new(),
+            None,
+        ) {
+            Ok(resp) => self
+                .expect_success(resp, &format!("HEAD {path}"))
+                .map(|_| true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Uploads a blob (monolithic: `POST` a session, `PUT` the bytes), unless the registry
+    /// already has it.
+    pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::sha256_of(bytes);
+        if self.blob_exists(repo, &digest)? {
+            return Ok(digest);
+        }
+        let path = format!("/v2/{repo}/blobs/uploads/");
+        let label = format!("POST {path}");
+        let resp = self.send(
+            Method::POST,
+            Some(repo),
+            Access::Push,
+            &path,
+            HeaderMap::new(),
+            Some(Vec::new()),
+        )?;
+        let resp = self.expect_success(resp, &label)?;
+        let location = resp
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| {
+                self.error(
+                    &label,
+                    ErrorKind::Protocol {
+                        detail: "no Location header for the upload".into(),
+                    },
+                )
+            })?
+            .to_string();
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let target = format!("{location}{separator}digest={digest}");
+        let put_label = format!("PUT {}", strip_query(&location));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, header_value("application/octet-stream"));
+        let resp = self.send(
+            Method::PUT,
+            Some(repo),
+            Access::Push,
+            &target,
+            headers,
+            Some(bytes.to_vec()),
+        )?;
+        let resp = self.expect_success(resp, &put_label)?;
+        if let Some(h) = content_digest_header(&resp) {
+            if h != digest {
+                return Err(self.mismatch(&put_label, &digest, &h));
+            }
+        }
+        Ok(digest)
+    }
+
+    /// Pushes an artifact (empty config, one layer holding `content`) and tags it with `tag`
+    /// (else it is pushed by digest). With a `subject`, a registry without the referrers
+    /// API gets the tag-schema index updated too. Returns the manifest's descriptor.
+    pub fn push_artifact(
+        &self,
+        repo: &str,
+        tag: Option<&str>,
+        artifact_type: &str,
+        content: &[u8],
+        subject: Option<Descriptor>,
+        annotations: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<Descriptor> {
+        self.put_blob(repo, EMPTY_CONFIG)?;
+        self.put_blob(repo, content)?;
+        let mut manifest = ImageManifest::artifact(artifact_type, content, subject.clone());
+        manifest.annotations = annotations.clone();
+        let bytes = manifest.to_bytes();
+        let digest = Digest::sha256_of(&bytes);
+        let reference = tag
+            .map(str::to_string)
+            .unwrap_or_else(|| digest.to_string());
+        let (_, subject_processed) =
+            self.put_manifest(repo, &reference, MEDIA_TYPE_IMAGE_MANIFEST, &bytes)?;
+        let mut descriptor = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, &bytes);
+        descriptor.artifact_type = Some(artifact_type.to_string());
+        descriptor.annotations = annotations;
+        if let (Some(subject), false) = (subject, subject_processed) {
+            self.add_to_referrers_tag(repo, &subject.digest, descriptor.clone())?;
+        }
+        Ok(descriptor)
+    }
+
+    /// The referrers of `subject` in `repo`, through the referrers API, or else the
+    /// referrers tag schema. `artifact_type` filters by what the listing claims; callers
+    /// must still check each manifest (a tag-schema index is written by anybody).
+    pub fn referrers(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<(Vec<Descriptor>, ReferrersVia)> {
+        let mut path = format!("/v2/{repo}/referrers/{subject}");
+        if let Some(t) = artifact_type {
+            path.push_str("?artifactType=");
+            path.push_str(&percent_encoding::utf8_percent_encode(t, QUERY).to_string());
+        }
+        let mut found = Vec::new();
+        let mut next = Some(path);
+        let mut pages = 0;
+        while let Some(path) = next.take() {
+            let label = format!("GET {}", strip_query(&path));
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT, header_value(MEDIA_TYPE_IMAGE_INDEX));
+            let resp = match self.send(Method::GET, Some(repo), Access::Pull, &path, headers, None)
+            {
+                Err(e) if e.is_not_found() && pages == 0 => {
+                    return self.referrers_by_tag(repo, subject, artifact_type);
+                }
+                other => other?,
+            };
+            let resp = self.expect_success(resp, &label)?;
+            let is_index = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(MEDIA_TYPE_IMAGE_INDEX));
+            if !is_index && pages == 0 {
+                // Some registries answer unknown routes with 200 and an HTML page.
+                return self.referrers_by_tag(repo, subject, artifact_type);
+            }
+            next = link_next(&resp);
+            let bytes = self.read_body(resp, self.caps.index, &label)?;
+            let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+                self.error(
+                    &label,
+                    ErrorKind::Protocol {
+                        detail: format!("not an image index: {e}"),
+                    },
+                )
+            })?;
+            found.extend(index.manifests);
+            pages += 1;
+            if pages >= self.caps.referrer_pages {
+                break;
+            }
+        }
+        Ok((filter_type(found, artifact_type), ReferrersVia::Api))
+    }
+
+    fn referrers_by_tag(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        artifact_type: Option<&str>,
+    ) -> Result<(Vec<Descriptor>, ReferrersVia)> {
+        let index = self
+            .referrers_tag_index(repo, subject)?
+            .unwrap_or_else(ImageIndex::empty);
+        Ok((
+            filter_type(index.manifests, artifact_type),
+            ReferrersVia::TagSchema,
+        ))
+    }
+
+    fn referrers_tag_index(&self, repo: &str, subject: &Digest) -> Result<Option<ImageIndex>> {
+        let tag = subject.referrers_tag();
+        match self.get_manifest(repo, &tag, &[MEDIA_TYPE_IMAGE_INDEX], self.caps.index) {
+            Ok(m) => serde_json::from_slice(&m.bytes).map(Some).map_err(|e| {
+                self.error(
+                    &format!("GET /v2/{repo}/manifests/{tag}"),
+                    ErrorKind::Protocol {
+                        detail: format!("referrers tag is not an image index: {e}"),
+                    },
+                )
+            }),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Adds `descriptor` to the referrers tag-schema index of `subject` (replacing an entry
+    /// with the same digest). Read-modify-write: two writers at once can lose an entry, as
+    /// with every client of the tag schema.
+    pub fn add_to_referrers_tag(
+        &self,
+        repo: &str,
+        subject: &Digest,
+        descriptor: Descriptor,
+    ) -> Result<()> {
+        let mut index = self
+            .referrers_tag_index(repo, subject)?
+            .unwrap_or_else(ImageIndex::empty);
+        index.manifests.retain(|d| d.digest != descriptor.digest);
+        index.manifests.push(descriptor);
+        self.put_manifest(
+            repo,
+            &subject.referrers_tag(),
+            MEDIA_TYPE_IMAGE_INDEX,
+            &index.to_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// Sends a request: cached credentials first; on 401 the challenge is answered once
+    /// (basic, or a bearer token from the realm, cached per scope); 429 and 503 with
+    /// `Retry-After` are retried when the wait is short, else reported as rate-limited.
+    /// 401, 403 and 404 become errors; other statuses are left to the caller.
+    fn send(
+        &self,
+        method: Method,
+        repo: Option<&str>,
+        access: Access,
+        path: &str,
+        headers: HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response> {
+        let url = if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        };
+        let label = format!("{method} {}", strip_query(&strip_base(path, &self.base)));
+        let scope = repo.map(|r| format!("repository:{r}:{}", access.actions()));
+        let mut challenged = false;
+        let mut retries = 0;
+        loop {
+            let mut request: RequestBuilder = self
+                .http
+                .request(method.clone(), &url)
+                .headers(headers.clone());
+            if let Some(auth) = self.cached_auth(scope.as_deref()) {
+                request = request.header(AUTHORIZATION, auth);
+            }
+            if let Some(b) = &body {
+                request = request.body(b.clone());
+            }
+            let resp = request
+                .send()
+                .map_err(|e| self.transport_error(&label, &e))?;
+            let status = resp.status().as_u16();
+            match status {
+                401 if !challenged => {
+                    challenged = true;
+                    let challenge = resp
+                        .headers()
+                        .get(reqwest::header::WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    let Some(challenge) = challenge else {
+                        return Err(self.error(
+                            &label,
+                            ErrorKind::Unauthorized {
+                                detail: "401 without a WWW-Authenticate challenge".into(),
+                            },
+                        ));
+                    };
+                    self.answer_challenge(&label, &challenge, scope.as_deref())?;
+                }
+                401 => {
+                    let detail = self.error_detail(resp, &label);
+                    let detail = if self.credentials.is_none() {
+                        format!("{detail}; no credentials are configured for this registry")
+                    } else {
+                        format!("{detail}; the configured credentials were refused")
+                    };
+                    return Err(self.error(&label, ErrorKind::Unauthorized { detail }));
+                }
+                403 => {
+                    let detail = self.error_detail(resp, &label);
+                    return Err(self.error(&label, ErrorKind::Denied { detail }));
+                }
+                404 => return Err(self.error(&label, ErrorKind::NotFound)),
+                429 | 503 => {
+                    let retry_after = retry_after(&resp);
+                    if status == 503 && retry_after.is_none() {
+                        return Ok(resp);
+                    }
+                    let wait = retry_after.unwrap_or(Duration::from_secs(1));
+                    if retries >= self.max_retries || wait > self.max_retry_wait {
+                        return Err(self.error(&label, ErrorKind::RateLimited { retry_after }));
+                    }
+                    retries += 1;
+                    std::thread::sleep(wait);
+                }
+                _ => return Ok(resp),
+            }
+        }
+    }
+
+    fn cached_auth(&self, scope: Option<&str>) -> Option<String> {
+        if let (Some(scope), Ok(tokens)) = (scope, self.tokens.lock()) {
+            if let Some(t) = tokens.get(scope) {
+                if Instant::now() < t.until {
+                    return Some(t.header.clone());
+                }
+            }
+        }
+        let basic = self.basic.lock().map(|b| *b).unwrap_or(false);
+        if basic {
+            return self.credentials.as_ref().map(Credentials::basic_header);
+        }
+        None
+    }
+
+    fn answer_challenge(&self, label: &str, header: &str, scope: Option<&str>) -> Result<()> {
+        let challenge = parse_challenge(header)
+            .map_err(|detail| self.error(label, ErrorKind::Unauthorized { detail }))?;
+        match challenge {
+            Challenge::Basic => {
+                if self.credentials.is_none() {
+                    return Err(self.error(label, ErrorKind::Unauthorized {
+                        detail: "the registry asks for a user name and password; none are configured".into(),
+                    }));
+                }
+                if let Ok(mut b) = self.basic.lock() {
+                    *b = true;
+                }
+                Ok(())
+            }
+            Challenge::Bearer {
+                realm,
+                service,
+                scope: challenge_scope,
+            } => {
+                let wanted = challenge_scope.as_deref().or(scope);
+                let (token, expires_in) =
+                    self.fetch_token(label, &realm, service.as_deref(), wanted)?;
+                // Refresh a little before the token's own end; 60 s when it names none.
+                let lifetime =
+                    Duration::from_secs(expires_in.unwrap_or(60).saturating_sub(5).max(1));
+                let cached = CachedToken {
+                    header: format!("Bearer {token}"),
+                    until: Instant::now() + lifetime,
+                };
+                if let Ok(mut tokens) = self.tokens.lock() {
+                    tokens.insert(scope.unwrap_or("").to_string(), cached);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn fetch_token(
+        &self,
+        label: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: Option<&str>,
+    ) -> Result<(String, Option<u64>)> {
+        let mut url = realm.to_string();
+        let mut separator = if url.contains('?') { '&' } else { '?' };
+        for (k, v) in [("service", service), ("scope", scope)] {
+            if let Some(v) = v {
+                url.push(separator);
+                url.push_str(k);
+                url.push('=');
+                url.push_str(&percent_encoding::utf8_percent_encode(v, QUERY).to_string());
+                separator = '&';
+            }
+        }
+        let token_label = format!("{label} (token from {})", strip_query(realm));
+        let mut request = self.http.get(&url);
+        if let Some(c) = &self.credentials {
+            request = request.header(AUTHORIZATION, c.basic_header());
+        }
+        let resp = request
+            .send()
+            .map_err(|e| self.transport_error(&token_label, &e))?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            let detail = self.error_detail(resp, &token_label);
+            return Err(self.error(&token_label, ErrorKind::Unauthorized { detail }));
+        }
+        let resp = self.expect_success(resp, &token_label)?;
+        let bytes = self.read_body(resp, self.caps.token, &token_label)?;
+        serde_json::from_slice::<TokenResponse>(&bytes)
+            .ok()
+            .and_then(TokenResponse::into_token)
+            .ok_or_else(|| {
+                self.error(
+                    &token_label,
+                    ErrorKind::Protocol {
+                        detail: "the token endpoint answered without a token".into(),
+                    },
+                )
+            })
+    }
+
+    fn expect_success(&self, resp: Response, label: &str) -> Result<Response> {
+        let status = resp.status().as_u16();
+        if (200..300).contains(&status) {
+            return Ok(resp);
+        }
+        let detail = self.error_detail(resp, label);
+        Err(self.error(label, ErrorKind::Status { status, detail }))
+    }
+
+    /// The registry's error codes and messages (`{"errors": [{"code", "message"}]}`), or the
+    /// start of the body.
+    fn error_detail(&self, resp: Response, label: &str) -> String {
+        #[derive(Deserialize)]
+        struct Errors {
+            errors: Vec<ErrorEntry>,
+        }
+        #[derive(Deserialize)]
+        struct ErrorEntry {
+            code: Option<String>,
+            message: Option<String>,
+        }
+        let body = match read_capped(
+            resp,
+            self.caps.error_body,
+            label,
+            Some(Instant::now() + self.timeout),
+        ) {
+            Ok(b) => b,
+            Err(FetchError::TooLarge { .. }) => return "(long error body)".into(),
+            Err(_) => return String::new(),
+        };
+        if let Ok(errors) = serde_json::from_slice::<Errors>(&body) {
+            let parts: Vec<String> = errors
+                .errors
+                .iter()
+                .map(|e| match (&e.code, &e.message) {
+                    (Some(c), Some(m)) => format!("{c}: {m}"),
+                    (Some(c), None) => c.clone(),
+                    (None, Some(m)) => m.clone(),
+                    (None, None) => String::new(),
+                })
+                .collect();
+            return parts.join("; ");
+        }
+        let text = String::from_utf8_lossy(&body);
+        text.chars()
+            .take(200)
+            .collect::<String>()
+            .trim()
+            .to_string()
+    }
+
+    fn read_body(&self, resp: Response, max_len: u64, label: &str) -> Result<Vec<u8>> {
+        if resp.content_length().is_some_and(|n| n > max_len) {
+            return Err(self.error(label, ErrorKind::TooLarge { limit: max_len }));
+        }
+        read_capped(resp, max_len, label, Some(Instant::now() + self.timeout)).map_err(|e| {
+            let kind = match e {
+                FetchError::TooLarge { limit, .. } => ErrorKind::TooLarge { limit },
+                FetchError::Timeout { .. } => ErrorKind::Timeout,
+                other => ErrorKind::Unreachable {
+                    reason: other.to_string(),
+                },
+            };
+            self.error(label, kind)
+        })
+    }
+
+    fn transport_error(&self, label: &str, e: &reqwest::Error) -> RegistryError {
+        if e.is_timeout() {
+            return self.error(label, ErrorKind::Timeout);
+        }
+        let mut reason = e.to_string();
+        let mut cause = std::error::Error::source(e);
+        while let Some(c) = cause {
+            reason.push_str(": ");
+            reason.push_str(&c.to_string());
+            cause = c.source();
+        }
+        self.error(label, ErrorKind::Unreachable { reason })
+    }
+
+    fn mismatch(&self, label: &str, expected: &Digest, found: &Digest) -> RegistryError {
+        self.error(
+            label,
+            ErrorKind::DigestMismatch {
+                expected: expected.to_string(),
+                found: found.to_string(),
+            },
+        )
+    }
+}
+
+/// Characters escaped in query values.
+const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn header_value(s: &str) -> HeaderValue {
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("*/*"))
+}
+
+fn content_digest_header(resp: &Response) -> Option<Digest> {
+    resp.headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse().ok())
+}
+
+fn strip_query(path: &str) -> String {
+    path.split('?').next().unwrap_or(path).to_string()
+}
+
+fn strip_base(path: &str, base: &str) -> String {
+    path.strip_prefix(base).unwrap_or(path).to_string()
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date.
+fn retry_after(resp: &Response) -> Option<Duration> {
+    let value = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
+    Some(Duration::from_secs(secs as u64))
+}
+
+/// The `rel="next"` target of a `Link` header (referrers pagination).
+fn link_next(resp: &Response) -> Option<String> {
+    let link = resp.headers().get(reqwest::header::LINK)?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+fn filter_type(descriptors: Vec<Descriptor>, artifact_type: Option<&str>) -> Vec<Descriptor> {
+    match artifact_type {
+        None => descriptors,
+        Some(t) => descriptors
+            .into_iter()
+            .filter(|d| d.artifact_type.as_deref() == Some(t))
+            .collect(),
+    }
+}
+
+/// The manifest of an artifact whose only layer holds the content, for a config-less push.
+pub fn artifact_manifest_digest(artifact_type: &str, content: &[u8]) -> Digest {
+    Digest::sha256_of(&ImageManifest::artifact(artifact_type, content, None).to_bytes())
+}

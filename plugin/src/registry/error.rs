@@ -1,0 +1,114 @@
+//! Registry errors: which registry, which request, and what went wrong, in kinds an operator
+//! can act on (unauthorised vs not found vs rate-limited vs unreachable).
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::source::FetchError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 401 after the challenge flow (no or wrong credentials).
+    Unauthorized {
+        detail: String,
+    },
+    /// 403: authenticated but not allowed.
+    Denied {
+        detail: String,
+    },
+    NotFound,
+    /// 429 (or 503 with `Retry-After`) still answered after the retries allowed.
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    Unreachable {
+        reason: String,
+    },
+    Timeout,
+    TooLarge {
+        limit: u64,
+    },
+    /// Content, or the `Docker-Content-Digest` header, differs from the digest asked for.
+    DigestMismatch {
+        expected: String,
+        found: String,
+    },
+    /// Any other status, with the start of the registry's error body.
+    Status {
+        status: u16,
+        detail: String,
+    },
+    /// A well-transported answer that makes no sense (bad JSON, wrong media type, ...).
+    Protocol {
+        detail: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryError {
+    pub registry: String,
+    /// `METHOD /v2/...`
+    pub request: String,
+    pub kind: ErrorKind,
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "registry {}: {}: ", self.registry, self.request)?;
+        match &self.kind {
+            ErrorKind::Unauthorized { detail } => write!(f, "unauthorised ({detail})"),
+            ErrorKind::Denied { detail } => write!(f, "access denied ({detail})"),
+            ErrorKind::NotFound => write!(f, "not found"),
+            ErrorKind::RateLimited {
+                retry_after: Some(d),
+            } => write!(f, "rate-limited (retry after {} s)", d.as_secs()),
+            ErrorKind::RateLimited { retry_after: None } => write!(f, "rate-limited"),
+            ErrorKind::Unreachable { reason } => write!(f, "unreachable: {reason}"),
+            ErrorKind::Timeout => write!(f, "timed out"),
+            ErrorKind::TooLarge { limit } => {
+                write!(f, "response larger than the {limit}-byte limit")
+            }
+            ErrorKind::DigestMismatch { expected, found } => {
+                write!(f, "content digest {found} differs from {expected}")
+            }
+            ErrorKind::Status { status, detail } if detail.is_empty() => {
+                write!(f, "HTTP {status}")
+            }
+            ErrorKind::Status { status, detail } => write!(f, "HTTP {status}: {detail}"),
+            ErrorKind::Protocol { detail } => write!(f, "unexpected answer: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for RegistryError {}
+
+impl RegistryError {
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    fn location(&self) -> String {
+        format!("registry {}: {}", self.registry, self.request)
+    }
+}
+
+impl From<RegistryError> for FetchError {
+    fn from(e: RegistryError) -> Self {
+        let location = e.location();
+        match e.kind {
+            ErrorKind::NotFound => FetchError::NotFound { location },
+            ErrorKind::TooLarge { limit } => FetchError::TooLarge { location, limit },
+            ErrorKind::Timeout => FetchError::Timeout { location },
+            ErrorKind::Unreachable { reason } => FetchError::Unreachable { location, reason },
+            ErrorKind::DigestMismatch { expected, found } => FetchError::Corrupt {
+                location,
+                reason: format!("content digest {found} differs from {expected}"),
+            },
+            ErrorKind::Status { status, .. } => FetchError::Status { location, status },
+            _ => FetchError::Io {
+                reason: e.to_string(),
+                location,
+            },
+        }
+    }
+}
