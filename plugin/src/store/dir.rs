@@ -16,6 +16,8 @@ use super::{StoreError, TrustStore};
 use crate::tuf::names::RoleName;
 
 const CLOCK_FILE: &str = ".pullguard-clock";
+/// Highest detached-signature version per `repository:tag`, as a JSON object.
+const SIGNATURES_FILE: &str = ".pullguard-signatures";
 
 pub struct DirStore {
     dir: PathBuf,
@@ -119,6 +121,46 @@ impl TrustStore for DirStore {
     fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError> {
         let path = self.dir.join(CLOCK_FILE);
         write_atomic(&path, time.to_rfc3339().as_bytes()).map_err(|e| io_error(&path, e))
+    }
+
+    fn signature_version(&self, target: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.signature_versions()?.get(target).copied())
+    }
+
+    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
+        let mut all = self.signature_versions()?;
+        match all.get(target) {
+            Some(&stored) if version < stored => {
+                return Err(StoreError::Rollback {
+                    role: format!("signature of {target}"),
+                    stored,
+                    new: version,
+                })
+            }
+            Some(&stored) if version == stored => return Ok(()),
+            _ => {}
+        }
+        all.insert(target.to_string(), version);
+        let path = self.dir.join(SIGNATURES_FILE);
+        let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Corrupt {
+            what: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
+    }
+}
+
+impl DirStore {
+    fn signature_versions(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let path = self.dir.join(SIGNATURES_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(io_error(&path, e)),
+        }
     }
 }
 

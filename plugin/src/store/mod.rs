@@ -42,4 +42,9 @@ pub trait TrustStore {
     fn highest_time(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// Records `time` as seen (callers only ever move it forward).
     fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError>;
+    /// The highest detached-signature version accepted for `target` (`repository:tag`).
+    fn signature_version(&self, target: &str) -> Result<Option<u64>, StoreError>;
+    /// Records `version` as accepted for `target`; a lower version than the one recorded is
+    /// refused (signature rollback).
+    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError>;
 }

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
-use pullguard_cache::{Clock, Durability, ScopedName, Store, TrustedMeta, TrustedRecord};
+use pullguard_cache::{
+    Clock, Durability, HighWater, ScopedName, Store, TrustedMeta, TrustedRecord,
+};
 
 use super::{StoreError, TrustStore};
 use crate::tuf::names::RoleName;
@@ -20,6 +22,13 @@ impl RocksTrustStore {
         RocksTrustStore {
             db,
             scope: scope.into(),
+        }
+    }
+
+    fn key_for(&self, name: &str) -> ScopedName {
+        ScopedName {
+            scope: self.scope.clone(),
+            name: name.to_string(),
         }
     }
 
@@ -94,6 +103,27 @@ impl TrustStore for RocksTrustStore {
         Ok(self
             .db
             .put::<Clock>(&self.scope, &time.timestamp_micros(), Durability::Synced)?)
+    }
+
+    fn signature_version(&self, target: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self.db.get::<HighWater>(&self.key_for(target))?)
+    }
+
+    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
+        let key = self.key_for(target);
+        if let Some(stored) = self.db.get::<HighWater>(&key)? {
+            if version < stored {
+                return Err(StoreError::Rollback {
+                    role: format!("signature of {target}"),
+                    stored,
+                    new: version,
+                });
+            }
+            if version == stored {
+                return Ok(());
+            }
+        }
+        Ok(self.db.put::<HighWater>(&key, &version, Durability::Synced)?)
     }
 }
 

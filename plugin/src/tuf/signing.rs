@@ -61,6 +61,41 @@ impl SigningKey {
         })
     }
 
+    /// The private key as a PKCS#8 PEM document (`PRIVATE KEY`), the format key files use.
+    pub fn to_pkcs8_pem(&self) -> Result<String, SigningError> {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let der = match self {
+            SigningKey::Ed25519(k) => k
+                .to_pkcs8_der()
+                .map_err(|e| SigningError::Generate(e.to_string()))?
+                .as_bytes()
+                .to_vec(),
+            SigningKey::EcdsaP256 { pkcs8, .. } => pkcs8.clone(),
+        };
+        pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
+            .map_err(|e| SigningError::Generate(e.to_string()))
+    }
+
+    /// A private key from a PKCS#8 PEM document: ed25519 or ECDSA P-256.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, SigningError> {
+        use ed25519_dalek::pkcs8::DecodePrivateKey;
+        let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| SigningError::Generate(format!("not a PEM document: {e}")))?;
+        if label != "PRIVATE KEY" {
+            return Err(SigningError::Generate(format!(
+                "a PKCS#8 `PRIVATE KEY` is expected, not `{label}`"
+            )));
+        }
+        if let Ok(k) = ed25519_dalek::SigningKey::from_pkcs8_der(&der) {
+            return Ok(SigningKey::Ed25519(k));
+        }
+        Self::ecdsa_p256_from_pkcs8(&der).map_err(|_| {
+            SigningError::Generate(
+                "the private key is neither ed25519 nor ECDSA P-256 (PKCS#8)".into(),
+            )
+        })
+    }
+
     /// The public key as metadata lists it.
     pub fn public(&self) -> Key {
         let (keytype, scheme, public) = match self {
@@ -162,6 +197,21 @@ mod tests {
             assert_eq!(env.signatures[0].keyid, key.key_id());
             assert!(public.verify(&env.canonical, &env.signatures[0].sig));
         }
+    }
+
+    #[test]
+    fn private_keys_round_trip_through_pem() {
+        for key in [
+            SigningKey::generate_ed25519().expect("ed25519"),
+            SigningKey::generate_ecdsa_p256().expect("ecdsa"),
+        ] {
+            let pem = key.to_pkcs8_pem().expect("pem");
+            let back = SigningKey::from_pkcs8_pem(&pem).expect("parse");
+            assert_eq!(back.key_id(), key.key_id());
+        }
+        assert!(SigningKey::from_pkcs8_pem("garbage").is_err());
+        let public = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+        assert!(SigningKey::from_pkcs8_pem(public).is_err());
     }
 
     #[test]

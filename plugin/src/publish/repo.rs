@@ -1,0 +1,994 @@
+//! The publisher's working copy of a scope's TUF repository: a directory with the signed
+//! metadata (`metadata/`, the standard file layout) and `pullguard-repo.json` (scope, expiry
+//! and retention policy, signature version counters, what was published where).
+//!
+//! Every change re-signs the role it touches. A role whose current version was already
+//! published gets version + 1; an unpublished one is re-signed in place, so signing 100
+//! images before a publish makes one new version, not 100. Thresholds are checked after
+//! signing with the same code the client uses.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest as _, Sha256};
+
+use crate::registry::reference::check_tag;
+use crate::registry::Scope;
+use crate::store::dir::write_atomic;
+use crate::tuf::names::RoleName;
+use crate::tuf::pattern;
+use crate::tuf::schema::{Key, Targets};
+use crate::tuf::signing::{key_id, sign_document, SigningKey};
+use crate::tuf::verify::{check_threshold, RoleSpec};
+
+const CONFIG_FILE: &str = "pullguard-repo.json";
+const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("{path}: {reason}")]
+    Io { path: String, reason: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{role}: {reason}")]
+    Signing { role: String, reason: String },
+    #[error("{0}")]
+    Stale(String),
+}
+
+type Result<T, E = RepoError> = std::result::Result<T, E>;
+
+fn io(path: &Path, e: impl std::fmt::Display) -> RepoError {
+    RepoError::Io {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// A duration written as `<n>d`, `<n>h`, `<n>m` or `<n>s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)"))?;
+    if n <= 0 {
+        return Err(format!("`{s}`: a duration must be positive"));
+    }
+    match unit {
+        "d" => Duration::try_days(n),
+        "h" => Duration::try_hours(n),
+        "m" => Duration::try_minutes(n),
+        "s" => Duration::try_seconds(n),
+        _ => None,
+    }
+    .ok_or_else(|| format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)"))
+}
+
+/// How long each kind of document stays valid after it is signed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Expiries {
+    pub root: String,
+    pub targets: String,
+    pub snapshot: String,
+    pub timestamp: String,
+    pub signature: String,
+}
+
+impl Default for Expiries {
+    fn default() -> Self {
+        Expiries {
+            root: "365d".into(),
+            targets: "90d".into(),
+            snapshot: "7d".into(),
+            timestamp: "1d".into(),
+            signature: "90d".into(),
+        }
+    }
+}
+
+impl Expiries {
+    fn for_role(&self, role: &str) -> &str {
+        match role {
+            "root" => &self.root,
+            "snapshot" => &self.snapshot,
+            "timestamp" => &self.timestamp,
+            _ => &self.targets,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for d in [&self.root, &self.targets, &self.snapshot, &self.timestamp, &self.signature] {
+            parse_duration(d)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which targets stay signed: the newest `keep` per repository and/or those signed within
+/// `max_age`. Applied whenever a targets role is re-signed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Retention {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Config {
+    scope: String,
+    trust_repository: String,
+    #[serde(default)]
+    expiries: Expiries,
+    #[serde(default)]
+    retention: Retention,
+    /// The last detached-signature version per `repository:tag` (never reused, even after
+    /// the target was dropped by retention).
+    #[serde(default)]
+    signature_versions: BTreeMap<String, u64>,
+    /// destination → file name → sha256 of what was published there.
+    #[serde(default)]
+    published: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Keys and threshold of a role, as `repo init`, `repo delegate` and `repo rotate` take them.
+pub struct RoleKeys {
+    pub keys: Vec<Key>,
+    pub threshold: u64,
+}
+
+impl RoleKeys {
+    fn check(&self, role: &str) -> Result<()> {
+        if self.keys.is_empty() || self.threshold == 0 || self.threshold > self.keys.len() as u64 {
+            return Err(RepoError::Invalid(format!(
+                "{role}: a threshold of {} with {} key(s) can never be met",
+                self.threshold,
+                self.keys.len()
+            )));
+        }
+        Ok(())
+    }
+    fn keyids(&self) -> Vec<String> {
+        self.keys.iter().map(key_id).collect()
+    }
+}
+
+/// What happened to the targets of one role when a retention policy was applied.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Pruned {
+    pub role: String,
+    pub removed: Vec<String>,
+}
+
+pub struct Workspace {
+    dir: PathBuf,
+    config: Config,
+    scope: Scope,
+}
+
+fn expiry_string(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Role names stored in a registry must be tag-safe.
+pub fn check_role_name(name: &str) -> Result<RoleName> {
+    check_tag(&format!("1.{name}"))
+        .map_err(|e| RepoError::Invalid(format!("role name `{name}`: {e}")))?;
+    if TOP_LEVEL.contains(&name) {
+        return Err(RepoError::Invalid(format!(
+            "`{name}` is a top-level role and cannot be delegated"
+        )));
+    }
+    RoleName::new(name).map_err(RepoError::Invalid)
+}
+
+impl Workspace {
+    /// Creates a new repository: root v1 and the first targets, snapshot and timestamp.
+    /// `signers` must include a threshold of keys for every top-level role.
+    #[allow(clippy::too_many_arguments)]
+    pub fn init(
+        dir: &Path,
+        scope: &Scope,
+        trust_repository: Option<&str>,
+        roles: [(&str, RoleKeys); 4],
+        expiries: Expiries,
+        retention: Retention,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<Self> {
+        expiries.validate().map_err(RepoError::Invalid)?;
+        if let Some(age) = &retention.max_age {
+            parse_duration(age).map_err(RepoError::Invalid)?;
+        }
+        if dir.join(CONFIG_FILE).exists() {
+            return Err(RepoError::Invalid(format!(
+                "{} already holds a repository",
+                dir.display()
+            )));
+        }
+        let mut keys = Map::new();
+        let mut role_map = Map::new();
+        for (name, rk) in &roles {
+            rk.check(name)?;
+            for k in &rk.keys {
+                keys.insert(key_id(k), serde_json::to_value(k).unwrap_or(Value::Null));
+            }
+            role_map.insert(
+                name.to_string(),
+                json!({"keyids": rk.keyids(), "threshold": rk.threshold}),
+            );
+        }
+        fs::create_dir_all(dir.join("metadata")).map_err(|e| io(dir, e))?;
+        let mut ws = Workspace {
+            dir: dir.to_path_buf(),
+            scope: scope.clone(),
+            config: Config {
+                scope: scope.to_string(),
+                trust_repository: trust_repository
+                    .map(str::to_string)
+                    .unwrap_or_else(|| scope.trust_repository()),
+                expiries,
+                retention,
+                signature_versions: BTreeMap::new(),
+                published: BTreeMap::new(),
+            },
+        };
+        let root = json!({
+            "_type": "root", "spec_version": "1.0.31", "version": 1,
+            "expires": "", "consistent_snapshot": true,
+            "keys": keys, "roles": role_map,
+        });
+        ws.write_role(&RoleName::root(), root, signers, now)?;
+        let targets = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+                             "expires": "", "targets": {}});
+        ws.write_role(&RoleName::targets(), targets, signers, now)?;
+        ws.snapshot(signers, now)?;
+        ws.timestamp(signers, now)?;
+        ws.save()?;
+        Ok(ws)
+    }
+
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        let bytes = fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                RepoError::Invalid(format!(
+                    "{} holds no repository (run `pullguard repo init` first)",
+                    dir.display()
+                ))
+            } else {
+                io(&path, e)
+            }
+        })?;
+        let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
+        let scope = config.scope.parse().map_err(RepoError::Invalid)?;
+        Ok(Workspace {
+            dir: dir.to_path_buf(),
+            config,
+            scope,
+        })
+    }
+
+    pub fn save(&self) -> Result<()> {
+        let path = self.dir.join(CONFIG_FILE);
+        let bytes = serde_json::to_vec_pretty(&self.config).map_err(|e| io(&path, e))?;
+        write_atomic(&path, &bytes).map_err(|e| io(&path, e))
+    }
+
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
+    pub fn trust_repository(&self) -> &str {
+        &self.config.trust_repository
+    }
+
+    pub fn metadata_dir(&self) -> PathBuf {
+        self.dir.join("metadata")
+    }
+
+    pub fn expiries(&self) -> &Expiries {
+        &self.config.expiries
+    }
+
+    pub fn retention(&self) -> &Retention {
+        &self.config.retention
+    }
+
+    pub fn set_retention(&mut self, retention: Retention) -> Result<()> {
+        if let Some(age) = &retention.max_age {
+            parse_duration(age).map_err(RepoError::Invalid)?;
+        }
+        self.config.retention = retention;
+        Ok(())
+    }
+
+    fn file_name(role: &RoleName, version: u64) -> String {
+        if role == &RoleName::timestamp() {
+            "timestamp.json".into()
+        } else {
+            format!("{version}.{}.json", role.as_str())
+        }
+    }
+
+    /// The current (highest) version of `role` and its bytes.
+    pub fn current(&self, role: &RoleName) -> Result<Option<(u64, Vec<u8>)>> {
+        let dir = self.metadata_dir();
+        if role == &RoleName::timestamp() {
+            let path = dir.join("timestamp.json");
+            return match fs::read(&path) {
+                Ok(bytes) => {
+                    let v = version_of(&bytes).map_err(|e| io(&path, e))?;
+                    Ok(Some((v, bytes)))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io(&path, e)),
+            };
+        }
+        let suffix = format!(".{}.json", role.as_str());
+        let mut best: Option<u64> = None;
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let name = entry.map_err(|e| io(&dir, e))?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(v) = name.strip_suffix(&suffix).and_then(|v| v.parse::<u64>().ok()) {
+                best = best.max(Some(v));
+            }
+        }
+        let Some(v) = best else { return Ok(None) };
+        let path = dir.join(Self::file_name(role, v));
+        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+        Ok(Some((v, bytes)))
+    }
+
+    fn signed_of(&self, role: &RoleName) -> Result<Option<(u64, Value)>> {
+        let Some((v, bytes)) = self.current(role)? else {
+            return Ok(None);
+        };
+        let mut env: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| RepoError::Invalid(format!("{role} v{v}: {e}")))?;
+        let signed = env
+            .get_mut("signed")
+            .map(Value::take)
+            .ok_or_else(|| RepoError::Invalid(format!("{role} v{v}: no `signed`")))?;
+        Ok(Some((v, signed)))
+    }
+
+    fn root_signed(&self) -> Result<Value> {
+        self.signed_of(&RoleName::root())?
+            .map(|(_, s)| s)
+            .ok_or_else(|| RepoError::Invalid("the repository has no root".into()))
+    }
+
+    fn is_published(&self, file: &str, bytes: &[u8]) -> bool {
+        let digest = sha256_hex(bytes);
+        self.config
+            .published
+            .values()
+            .any(|files| files.get(file) == Some(&digest))
+    }
+
+    /// Keys and threshold of `role` per the current metadata: root for top-level roles,
+    /// else the delegating targets role.
+    fn spec_of(&self, role: &RoleName) -> Result<(BTreeMap<String, Key>, Vec<String>, u64)> {
+        let (container, entry) = if TOP_LEVEL.contains(&role.as_str()) {
+            let root = self.root_signed()?;
+            let entry = root["roles"][role.as_str()].clone();
+            (root["keys"].clone(), entry)
+        } else {
+            let (_, delegator) = self.delegator_of(role)?.ok_or_else(|| {
+                RepoError::Invalid(format!("no targets role delegates `{role}`"))
+            })?;
+            let entry = delegator["delegations"]["roles"]
+                .as_array()
+                .and_then(|roles| roles.iter().find(|r| r["name"] == role.as_str()))
+                .cloned()
+                .unwrap_or(Value::Null);
+            (delegator["delegations"]["keys"].clone(), entry)
+        };
+        let keys: BTreeMap<String, Key> = serde_json::from_value(container)
+            .map_err(|e| RepoError::Invalid(format!("keys for {role}: {e}")))?;
+        let keyids: Vec<String> = serde_json::from_value(entry["keyids"].clone())
+            .map_err(|e| RepoError::Invalid(format!("keyids of {role}: {e}")))?;
+        let threshold = entry["threshold"].as_u64().unwrap_or(0);
+        Ok((keys, keyids, threshold))
+    }
+
+    /// The targets role (and its signed part) that delegates `role`.
+    fn delegator_of(&self, role: &RoleName) -> Result<Option<(RoleName, Value)>> {
+        for name in self.targets_roles()? {
+            if let Some((_, signed)) = self.signed_of(&name)? {
+                let delegates = signed["delegations"]["roles"]
+                    .as_array()
+                    .is_some_and(|rs| rs.iter().any(|r| r["name"] == role.as_str()));
+                if delegates {
+                    return Ok(Some((name, signed)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every targets role with metadata in the working copy, `targets` first.
+    pub fn targets_roles(&self) -> Result<Vec<RoleName>> {
+        let dir = self.metadata_dir();
+        let mut names = std::collections::BTreeSet::new();
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let name = entry.map_err(|e| io(&dir, e))?.file_name();
+            let name = name.to_string_lossy();
+            let Some(stem) = name.strip_suffix(".json") else { continue };
+            let Some((v, role)) = stem.split_once('.') else { continue };
+            if v.parse::<u64>().is_ok() && !["root", "snapshot", "targets"].contains(&role) {
+                names.insert(role.to_string());
+            }
+        }
+        let mut out = vec![RoleName::targets()];
+        for n in names {
+            out.push(RoleName::new(n).map_err(RepoError::Invalid)?);
+        }
+        Ok(out)
+    }
+
+    /// Signs `signed` as the next version of `role` (or re-signs the current, unpublished
+    /// one), with a fresh expiry, and checks the role's threshold is met.
+    fn write_role(
+        &mut self,
+        role: &RoleName,
+        mut signed: Value,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let version = match self.current(role)? {
+            None => 1,
+            Some((v, bytes)) if self.is_published(&Self::file_name(role, v), &bytes) => v + 1,
+            Some((v, _)) => v,
+        };
+        let expiry = parse_duration(self.config.expiries.for_role(role.as_str()))
+            .map_err(RepoError::Invalid)?;
+        signed["version"] = json!(version);
+        signed["expires"] = json!(expiry_string(now + expiry));
+        let spec_source = if role == &RoleName::root() {
+            Some(signed.clone())
+        } else {
+            None
+        };
+        let bytes = self.sign_for(role, &signed, signers, spec_source.as_ref())?;
+        let path = self.metadata_dir().join(Self::file_name(role, version));
+        write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
+        Ok(version)
+    }
+
+    /// Signs with those of `signers` that `role` trusts, and checks the threshold. A root is
+    /// checked against the keys it lists itself (`own_root`).
+    fn sign_for(
+        &self,
+        role: &RoleName,
+        signed: &Value,
+        signers: &[&SigningKey],
+        own_root: Option<&Value>,
+    ) -> Result<Vec<u8>> {
+        let (keys, keyids, threshold) = match own_root {
+            Some(root) => {
+                let keys: BTreeMap<String, Key> = serde_json::from_value(root["keys"].clone())
+                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
+                let keyids: Vec<String> =
+                    serde_json::from_value(root["roles"]["root"]["keyids"].clone())
+                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
+                (keys, keyids, root["roles"]["root"]["threshold"].as_u64().unwrap_or(0))
+            }
+            None => self.spec_of(role)?,
+        };
+        let mine: Vec<&SigningKey> = signers
+            .iter()
+            .copied()
+            .filter(|k| keyids.contains(&k.key_id()))
+            .collect();
+        if mine.is_empty() {
+            return Err(RepoError::Signing {
+                role: role.to_string(),
+                reason: format!(
+                    "none of the given keys may sign it; it needs {threshold} of the keys {}",
+                    keyids.join(", ")
+                ),
+            });
+        }
+        let bytes = sign_document(signed, &mine).map_err(|e| RepoError::Signing {
+            role: role.to_string(),
+            reason: e.to_string(),
+        })?;
+        check_signed(role, &bytes, &keys, &keyids, threshold)?;
+        Ok(bytes)
+    }
+
+    /// Adds (or replaces) the delegation of `child` by `parent` for path patterns `paths`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn delegate(
+        &mut self,
+        parent: &RoleName,
+        child: &str,
+        role_keys: RoleKeys,
+        paths: Vec<String>,
+        terminating: bool,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let child = check_role_name(child)?;
+        role_keys.check(child.as_str())?;
+        if paths.is_empty() {
+            return Err(RepoError::Invalid(format!("{child}: at least one path pattern is needed")));
+        }
+        let (_, mut signed) = self
+            .signed_of(parent)?
+            .ok_or_else(|| RepoError::Invalid(format!("{parent} has no metadata yet")))?;
+        if !signed["delegations"].is_object() {
+            signed["delegations"] = json!({"keys": {}, "roles": []});
+        }
+        for k in &role_keys.keys {
+            signed["delegations"]["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+        }
+        let entry = json!({"name": child.as_str(), "keyids": role_keys.keyids(),
+                           "threshold": role_keys.threshold, "terminating": terminating,
+                           "paths": paths});
+        let roles = signed["delegations"]["roles"]
+            .as_array_mut()
+            .ok_or_else(|| RepoError::Invalid(format!("{parent}: delegations.roles is not a list")))?;
+        match roles.iter_mut().find(|r| r["name"] == child.as_str()) {
+            Some(existing) => *existing = entry,
+            None => roles.push(entry),
+        }
+        self.write_role(parent, signed, signers, now)?;
+        self.save()
+    }
+
+    /// The targets role responsible for `path`: the first role, in the client's pre-order
+    /// search, that lists it or whose delegation covers it and has no delegation of its own
+    /// that does (TUF 5.6.7, `terminating` honoured).
+    pub fn responsible_role(&self, path: &str) -> Result<RoleName> {
+        let mut stack = vec![RoleName::targets()];
+        let mut best = RoleName::targets();
+        let mut visited = 0;
+        while let Some(role) = stack.pop() {
+            visited += 1;
+            if visited > 64 {
+                break;
+            }
+            best = role.clone();
+            let Some((_, signed)) = self.signed_of(&role)? else { break };
+            if signed["targets"].get(path).is_some() {
+                return Ok(role);
+            }
+            let Some(roles) = signed["delegations"]["roles"].as_array() else { break };
+            let mut children = Vec::new();
+            for r in roles {
+                let patterns: Vec<String> =
+                    serde_json::from_value(r["paths"].clone()).unwrap_or_default();
+                if patterns.iter().any(|p| pattern::path_matches(p, path)) {
+                    let name = r["name"].as_str().unwrap_or_default();
+                    children.push(RoleName::new(name).map_err(RepoError::Invalid)?);
+                    if r["terminating"].as_bool().unwrap_or(false) {
+                        break;
+                    }
+                }
+            }
+            if children.is_empty() {
+                break;
+            }
+            // Depth first: the first matching child is searched next.
+            stack = children.into_iter().rev().collect();
+        }
+        Ok(best)
+    }
+
+    /// The keys that may sign `role`, by key ID.
+    pub fn role_keyids(&self, role: &RoleName) -> Result<Vec<String>> {
+        Ok(self.spec_of(role)?.1)
+    }
+
+    /// The next detached-signature version for `target` (never reused).
+    pub fn next_signature_version(&self, target: &str, role: &RoleName) -> Result<u64> {
+        let from_config = self.config.signature_versions.get(target).copied().unwrap_or(0);
+        let from_metadata = self
+            .signed_of(role)?
+            .and_then(|(_, s)| s["targets"][target]["custom"]["signatureVersion"].as_u64())
+            .unwrap_or(0);
+        Ok(from_config.max(from_metadata) + 1)
+    }
+
+    /// Lists `target` in `role` (creating the role's first version if it has none), applies
+    /// the retention policy to that role, and re-signs it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_target(
+        &mut self,
+        role: &RoleName,
+        target: &str,
+        length: u64,
+        sha256_hex: &str,
+        media_type: &str,
+        signature_version: u64,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<Pruned> {
+        let mut signed = match self.signed_of(role)? {
+            Some((_, s)) => s,
+            None => json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+                           "expires": "", "targets": {}}),
+        };
+        signed["targets"][target] = json!({
+            "length": length,
+            "hashes": {"sha256": sha256_hex},
+            "custom": {"mediaType": media_type, "signatureVersion": signature_version,
+                       "signedAt": expiry_string(now)},
+        });
+        let pruned = apply_retention(role, &mut signed, &self.config.retention, now)?;
+        self.write_role(role, signed, signers, now)?;
+        self.config
+            .signature_versions
+            .insert(target.to_string(), signature_version);
+        self.save()?;
+        Ok(pruned)
+    }
+
+    /// Applies the retention policy to every targets role that `signers` can re-sign; roles
+    /// they cannot sign are reported, unchanged.
+    pub fn prune(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<(Vec<Pruned>, Vec<Pruned>)> {
+        let mut done = Vec::new();
+        let mut skipped = Vec::new();
+        for role in self.targets_roles()? {
+            let Some((_, mut signed)) = self.signed_of(&role)? else { continue };
+            let pruned = apply_retention(&role, &mut signed, &self.config.retention, now)?;
+            if pruned.removed.is_empty() {
+                continue;
+            }
+            let keyids = self.role_keyids(&role)?;
+            if signers.iter().any(|k| keyids.contains(&k.key_id())) {
+                self.write_role(&role, signed, signers, now)?;
+                done.push(pruned);
+            } else {
+                skipped.push(pruned);
+            }
+        }
+        self.save()?;
+        Ok((done, skipped))
+    }
+
+    /// A new snapshot of the current version of every targets role.
+    pub fn snapshot(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<u64> {
+        let mut meta = Map::new();
+        for role in self.targets_roles()? {
+            if let Some((v, _)) = self.current(&role)? {
+                meta.insert(role.meta_key(), json!({"version": v}));
+            }
+        }
+        let signed = json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 1,
+                            "expires": "", "meta": meta});
+        let v = self.write_role(&RoleName::snapshot(), signed, signers, now)?;
+        self.save()?;
+        Ok(v)
+    }
+
+    /// A new timestamp of the current snapshot (version, length, sha256).
+    pub fn timestamp(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<u64> {
+        let (v, bytes) = self
+            .current(&RoleName::snapshot())?
+            .ok_or_else(|| RepoError::Invalid("there is no snapshot to timestamp".into()))?;
+        let signed = json!({"_type": "timestamp", "spec_version": "1.0.31", "version": 1,
+                            "expires": "",
+                            "meta": {"snapshot.json": {"version": v, "length": bytes.len(),
+                                                       "hashes": {"sha256": sha256_hex(&bytes)}}}});
+        let v = self.write_role(&RoleName::timestamp(), signed, signers, now)?;
+        self.save()?;
+        Ok(v)
+    }
+
+    /// Replaces the keys of `role`. Root: the new root is signed by a threshold of the old
+    /// root keys (`authorizers`) and of the new ones. Other top-level roles: a new root signed
+    /// by the root keys, then the role re-signed with its new keys. Delegated roles: the
+    /// delegator re-signed by its keys, then the role re-signed with its new keys. New keys
+    /// must be private, so the rotated role is never left unsigned.
+    pub fn rotate(
+        &mut self,
+        role: &RoleName,
+        new_keys: &[&SigningKey],
+        threshold: u64,
+        authorizers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let rk = RoleKeys {
+            keys: new_keys.iter().map(|k| k.public()).collect(),
+            threshold,
+        };
+        rk.check(role.as_str())?;
+        let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
+        if TOP_LEVEL.contains(&role.as_str()) {
+            let mut root = self.root_signed()?;
+            if role == &RoleName::root() {
+                // TUF 5.3.4: the new root must meet the old root's threshold too.
+                let old = self.sign_for(&RoleName::root(), &root, authorizers, None)?;
+                drop(old);
+            }
+            root["roles"][role.as_str()] = json!({"keyids": rk.keyids(), "threshold": threshold});
+            for k in &rk.keys {
+                root["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+            }
+            prune_unused_keys(&mut root);
+            let (v, _) = self.current(&RoleName::root())?.unwrap_or((0, Vec::new()));
+            let published = self.is_published(
+                &Self::file_name(&RoleName::root(), v),
+                &self.current(&RoleName::root())?.map(|c| c.1).unwrap_or_default(),
+            );
+            let next = if published { v + 1 } else { v.max(1) };
+            let expiry = parse_duration(&self.config.expiries.root).map_err(RepoError::Invalid)?;
+            root["version"] = json!(next);
+            root["expires"] = json!(expiry_string(now + expiry));
+            // Signed by the authorizing (old) keys and the new keys; checked against the new
+            // root's own keys here and against the old root below.
+            let signers_for_root: Vec<&SigningKey> = if role == &RoleName::root() {
+                all.clone()
+            } else {
+                authorizers.to_vec()
+            };
+            let old_root = self.root_signed()?;
+            let bytes = sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
+                role: "root".into(),
+                reason: e.to_string(),
+            })?;
+            for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
+                let keys: BTreeMap<String, Key> = serde_json::from_value(r["keys"].clone())
+                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
+                let keyids: Vec<String> =
+                    serde_json::from_value(r["roles"]["root"]["keyids"].clone())
+                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
+                let t = r["roles"]["root"]["threshold"].as_u64().unwrap_or(0);
+                check_signed(&RoleName::root(), &bytes, &keys, &keyids, t).map_err(|e| {
+                    RepoError::Signing {
+                        role: "root".into(),
+                        reason: format!("not signed by a threshold of {which}'s keys: {e}"),
+                    }
+                })?;
+            }
+            let path = self.metadata_dir().join(Self::file_name(&RoleName::root(), next));
+            write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
+            if role != &RoleName::root() {
+                let (_, signed) = self
+                    .signed_of(role)?
+                    .ok_or_else(|| RepoError::Invalid(format!("{role} has no metadata")))?;
+                self.write_role(role, signed, new_keys, now)?;
+            }
+        } else {
+            let (parent, mut signed) = self
+                .delegator_of(role)?
+                .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
+            let roles = signed["delegations"]["roles"].as_array_mut().ok_or_else(|| {
+                RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
+            })?;
+            if let Some(entry) = roles.iter_mut().find(|r| r["name"] == role.as_str()) {
+                entry["keyids"] = json!(rk.keyids());
+                entry["threshold"] = json!(threshold);
+            }
+            for k in &rk.keys {
+                signed["delegations"]["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+            }
+            self.write_role(&parent, signed, authorizers, now)?;
+            if let Some((_, child)) = self.signed_of(role)? {
+                self.write_role(role, child, new_keys, now)?;
+            }
+        }
+        self.save()
+    }
+
+    /// Refuses to publish a snapshot that does not pin the current targets roles, or a
+    /// timestamp that does not pin the current snapshot.
+    pub fn check_consistent(&self) -> Result<()> {
+        let (_, snapshot) = self
+            .signed_of(&RoleName::snapshot())?
+            .ok_or_else(|| RepoError::Stale("there is no snapshot".into()))?;
+        for role in self.targets_roles()? {
+            if let Some((v, _)) = self.current(&role)? {
+                let pinned = snapshot["meta"][role.meta_key()]["version"].as_u64();
+                if pinned != Some(v) {
+                    return Err(RepoError::Stale(format!(
+                        "{role} is at version {v} but the snapshot pins {}: run `pullguard repo snapshot` and `pullguard repo timestamp` first",
+                        pinned.map_or("none".to_string(), |p| p.to_string())
+                    )));
+                }
+            }
+        }
+        let (sv, snapshot_bytes) = self
+            .current(&RoleName::snapshot())?
+            .ok_or_else(|| RepoError::Stale("there is no snapshot".into()))?;
+        let (_, ts) = self
+            .signed_of(&RoleName::timestamp())?
+            .ok_or_else(|| RepoError::Stale("there is no timestamp".into()))?;
+        let pinned = &ts["meta"]["snapshot.json"];
+        if pinned["version"].as_u64() != Some(sv)
+            || pinned["hashes"]["sha256"].as_str() != Some(&sha256_hex(&snapshot_bytes))
+        {
+            return Err(RepoError::Stale(format!(
+                "the timestamp does not pin snapshot version {sv}: run `pullguard repo timestamp` first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The files a destination has not received yet, in the order a client may safely see
+    /// them appear: roots, targets roles, snapshot, then the timestamp. Superseded versions
+    /// of roles other than root are not published.
+    pub fn unpublished(&self, destination: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let sent = self.config.published.get(destination);
+        let mut out = Vec::new();
+        let dir = self.metadata_dir();
+        let mut roots: Vec<(u64, String)> = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            let name = entry.map_err(|e| io(&dir, e))?.file_name().to_string_lossy().to_string();
+            if let Some(v) = name.strip_suffix(".root.json").and_then(|v| v.parse().ok()) {
+                roots.push((v, name));
+            }
+        }
+        roots.sort();
+        let mut files: Vec<String> = roots.into_iter().map(|(_, n)| n).collect();
+        for role in self.targets_roles()? {
+            if let Some((v, _)) = self.current(&role)? {
+                files.push(Self::file_name(&role, v));
+            }
+        }
+        if let Some((v, _)) = self.current(&RoleName::snapshot())? {
+            files.push(Self::file_name(&RoleName::snapshot(), v));
+        }
+        files.push("timestamp.json".into());
+        for name in files {
+            let path = dir.join(&name);
+            let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+            if sent.and_then(|s| s.get(&name)) != Some(&sha256_hex(&bytes)) {
+                out.push((name, bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn mark_published(&mut self, destination: &str, file: &str, bytes: &[u8]) -> Result<()> {
+        self.config
+            .published
+            .entry(destination.to_string())
+            .or_default()
+            .insert(file.to_string(), sha256_hex(bytes));
+        self.save()
+    }
+
+    /// Signs a detached image signature document (DESIGN §2).
+    pub fn signature_document(
+        &self,
+        repository: &str,
+        tags: &[&str],
+        subject: &crate::registry::oci::Descriptor,
+        version: u64,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<u8>> {
+        let expiry = parse_duration(&self.config.expiries.signature).map_err(RepoError::Invalid)?;
+        let signed = json!({
+            "_type": "signature", "spec_version": "1.0", "version": version,
+            "expires": expiry_string(now + expiry),
+            "subject": {"mediaType": subject.media_type, "size": subject.size,
+                        "digest": subject.digest.to_string()},
+            "repository": repository, "tags": tags,
+        });
+        sign_document(&signed, signers).map_err(|e| RepoError::Signing {
+            role: format!("signature of {repository}"),
+            reason: e.to_string(),
+        })
+    }
+}
+
+fn version_of(bytes: &[u8]) -> Result<u64, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    v["signed"]["version"]
+        .as_u64()
+        .ok_or_else(|| "no signed.version".to_string())
+}
+
+fn check_signed(
+    role: &RoleName,
+    bytes: &[u8],
+    keys: &BTreeMap<String, Key>,
+    keyids: &[String],
+    threshold: u64,
+) -> Result<()> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| RepoError::Invalid(e.to_string()))?;
+    let canonical = crate::tuf::cjson::to_canonical(&value["signed"])
+        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+    let signatures: Vec<crate::tuf::schema::Signature> =
+        serde_json::from_value(value["signatures"].clone())
+        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+    let threshold = std::num::NonZeroU64::new(threshold).ok_or_else(|| RepoError::Signing {
+        role: role.to_string(),
+        reason: "its threshold is 0".into(),
+    })?;
+    let spec = RoleSpec {
+        name: role.as_str(),
+        keyids,
+        threshold,
+        keys,
+    };
+    check_threshold(&spec, &canonical, &signatures).map_err(|e| RepoError::Signing {
+        role: role.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// Removes keys that no top-level role uses any more.
+fn prune_unused_keys(root: &mut Value) {
+    let used: std::collections::BTreeSet<String> = TOP_LEVEL
+        .iter()
+        .flat_map(|r| {
+            root["roles"][*r]["keyids"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    if let Some(keys) = root["keys"].as_object_mut() {
+        keys.retain(|id, _| used.contains(id));
+    }
+}
+
+/// Keeps the newest `keep` targets per repository and drops those signed before
+/// `now - max_age`. Targets without `signedAt` count as oldest.
+fn apply_retention(
+    role: &RoleName,
+    signed: &mut Value,
+    retention: &Retention,
+    now: DateTime<Utc>,
+) -> Result<Pruned> {
+    let mut pruned = Pruned {
+        role: role.to_string(),
+        removed: Vec::new(),
+    };
+    let Some(targets) = signed["targets"].as_object_mut() else {
+        return Ok(pruned);
+    };
+    let signed_at = |v: &Value| {
+        v["custom"]["signedAt"]
+            .as_str()
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    if let Some(age) = &retention.max_age {
+        let cutoff = now - parse_duration(age).map_err(RepoError::Invalid)?;
+        let old: Vec<String> = targets
+            .iter()
+            .filter(|(_, v)| signed_at(v).is_none_or(|t| t < cutoff))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            targets.remove(&k);
+            pruned.removed.push(k);
+        }
+    }
+    if let Some(keep) = retention.keep {
+        let mut by_repo: BTreeMap<String, Vec<(Option<DateTime<Utc>>, String)>> = BTreeMap::new();
+        for (path, v) in targets.iter() {
+            let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
+            by_repo.entry(repo).or_default().push((signed_at(v), path.clone()));
+        }
+        for (_, mut entries) in by_repo {
+            entries.sort_by(|a, b| b.cmp(a));
+            for (_, path) in entries.into_iter().skip(keep) {
+                targets.remove(&path);
+                pruned.removed.push(path);
+            }
+        }
+    }
+    // Parsing checks the pruned document is still well-formed targets metadata.
+    let _: Targets = serde_json::from_value(signed.clone())
+        .map_err(|e| RepoError::Invalid(format!("{role}: {e}")))?;
+    Ok(pruned)
+}
