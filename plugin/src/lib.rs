@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod grpc;
+pub mod image;
 pub mod publish;
 pub mod registry;
 pub mod source;

@@ -80,6 +80,14 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
         &self.store
     }
 
+    pub fn store_mut(&mut self) -> &mut T {
+        &mut self.store
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
     pub fn into_store(self) -> T {
         self.store
     }

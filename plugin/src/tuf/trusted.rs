@@ -102,6 +102,20 @@ impl TrustedSet {
     }
 
     /// Whether `role` was verified against `delegator`'s delegation.
+    /// Who may sign for `role`'s paths: root's `targets` entry, or the delegation of `role`
+    /// by the delegator it was loaded through. Detached image signatures are checked against
+    /// this (DESIGN §2: the keys of the role that covers the repository).
+    pub fn signing_spec(&self, role: &RoleName) -> Option<RoleSpec<'_>> {
+        if role == &RoleName::targets() {
+            return Some(root_spec(&self.root.signed, "targets"));
+        }
+        let (name, loaded) = self.targets.get_key_value(role)?;
+        loaded.delegators.iter().find_map(|delegator| {
+            let by = self.targets.get(delegator)?;
+            delegated_spec(&by.verified.signed, name)
+        })
+    }
+
     pub fn verified_by(&self, role: &RoleName, delegator: &RoleName) -> bool {
         self.targets
             .get(role)

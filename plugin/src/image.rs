@@ -1,0 +1,241 @@
+//! Verifying one image against a scope's trust data (DESIGN §2, §5 step 3): fresh,
+//! rollback-checked TUF metadata must map the image's `repository:tag` to its digest
+//! (`targets`), and a detached signature by the keys of the role responsible for that path
+//! must name the image, unexpired and not older than the newest one seen (`signature`).
+//! Signatures are read through [`SignatureSource`]; referrers that are not pullguard
+//! signatures (cosign, oras, SBOMs) are skipped, never fatal.
+
+use chrono::{DateTime, Utc};
+
+use crate::registry::oci::{ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_MANIFEST};
+use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
+use crate::source::{FetchError, MetadataSource};
+use crate::store::TrustStore;
+use crate::tuf::client::Updater;
+use crate::tuf::schema::{Envelope, SignatureDoc};
+use crate::tuf::verify::check_threshold;
+use crate::verdict::{ReasonCode, Verdict};
+
+/// Largest signature artifact manifest and signature document read.
+pub const SIGNATURE_MAX: u64 = 64 * 1024;
+
+/// A pullguard signature attached to an image, or why an attached artifact that claims to
+/// be one could not be read.
+pub type SignatureRead = Result<Vec<u8>, (ReasonCode, String)>;
+
+/// Where detached signatures come from: the registry (referrers) or a bundle.
+pub trait SignatureSource {
+    /// The signature documents attached to `digest` in the registry repository `repo`.
+    fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError>;
+}
+
+impl SignatureSource for Registry {
+    /// Lists every referrer (the listing's `artifactType` is not trusted: a tag-schema index
+    /// can be written by anybody), reads each manifest, and keeps pullguard signatures whose
+    /// `subject` is `digest`.
+    fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
+        let (referrers, _) = self.referrers(repo, digest, None)?;
+        let mut out = Vec::new();
+        for d in referrers {
+            if d.media_type != MEDIA_TYPE_IMAGE_MANIFEST {
+                continue;
+            }
+            let manifest = match self.get_manifest(repo, &d.digest.to_string(), &[MEDIA_TYPE_IMAGE_MANIFEST], SIGNATURE_MAX) {
+                Ok(m) => m,
+                Err(e) => {
+                    out.push(Err(unreadable(&e)));
+                    continue;
+                }
+            };
+            let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&manifest.bytes) else {
+                continue;
+            };
+            if parsed.effective_artifact_type() != ARTIFACT_SIGNATURE {
+                continue;
+            }
+            if parsed.subject.as_ref().map(|s| &s.digest) != Some(digest) {
+                continue;
+            }
+            let layer = match parsed.single_layer(ARTIFACT_SIGNATURE) {
+                Ok(l) => l,
+                Err(why) => {
+                    out.push(Err((ReasonCode::Malformed, format!("signature artifact {}: {why}", d.digest))));
+                    continue;
+                }
+            };
+            out.push(self.get_blob(repo, &layer.digest, SIGNATURE_MAX).map_err(|e| unreadable(&e)));
+        }
+        Ok(out)
+    }
+}
+
+fn unreadable(e: &RegistryError) -> (ReasonCode, String) {
+    (FetchError::from(e.clone()).reason(), e.to_string())
+}
+
+/// What a verification found, for the verdict and for the caller's report.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub verdict: Verdict,
+    pub target_path: String,
+    pub digest: Option<Digest>,
+    /// The accepted signature's version.
+    pub signature_version: Option<u64>,
+}
+
+/// Verifies `image` (which must carry its manifest digest) in `scope`.
+pub fn verify_image<S: MetadataSource, T: TrustStore>(
+    updater: &mut Updater<S, T>,
+    signatures: &dyn SignatureSource,
+    scope: &Scope,
+    image: &ImageRef,
+    now: DateTime<Utc>,
+) -> Checked {
+    let mut checked = Checked {
+        verdict: Verdict::deny(ReasonCode::InvalidRequest, ""),
+        target_path: String::new(),
+        digest: image.digest().cloned(),
+        signature_version: None,
+    };
+    let deny = |reason, message: String| Verdict::deny(reason, message);
+    let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image)) else {
+        checked.verdict = deny(ReasonCode::InvalidRequest, format!("{image} is not in scope {scope}"));
+        return checked;
+    };
+    checked.target_path = path.clone();
+    let Some(digest) = image.digest() else {
+        checked.verdict = deny(ReasonCode::InvalidRequest, format!("{image}: the manifest digest is needed"));
+        return checked;
+    };
+    if let Err(e) = updater.refresh(now) {
+        checked.verdict = deny(e.reason(), e.to_string());
+        return checked;
+    }
+    // TUF: which role is responsible for the path, and what digest it lists.
+    let info = match updater.target_info(&path) {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            checked.verdict = deny(ReasonCode::UnknownTarget, format!("no trusted targets role lists {path}"));
+            return checked;
+        }
+        Err(e) => {
+            checked.verdict = deny(e.reason(), e.to_string());
+            return checked;
+        }
+    };
+    let listed = info.file.hashes.get("sha256").cloned().unwrap_or_default();
+    let targets_match = digest.sha256_hex() == Some(listed.as_str());
+
+    let docs = match signatures.signatures(&scope.full_repository(repo), digest) {
+        Ok(docs) => docs,
+        Err(e) => {
+            checked.verdict = deny(e.reason(), format!("reading the signatures of {image}: {e}"));
+            return checked;
+        }
+    };
+    let Some(trusted) = updater.trusted() else {
+        checked.verdict = deny(ReasonCode::Internal, "no trusted metadata after a refresh".into());
+        return checked;
+    };
+    let Some(spec) = trusted.signing_spec(&info.role) else {
+        checked.verdict = deny(ReasonCode::Internal, format!("no keys known for role {}", info.role));
+        return checked;
+    };
+    let high_water = match updater.store().signature_version(&path) {
+        Ok(v) => v.unwrap_or(0),
+        Err(e) => {
+            checked.verdict = deny(ReasonCode::Internal, e.to_string());
+            return checked;
+        }
+    };
+    let mut best: Option<(u64, DateTime<Utc>)> = None;
+    let mut failures: Vec<(ReasonCode, String)> = Vec::new();
+    for doc in docs {
+        let bytes = match doc {
+            Ok(b) => b,
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
+        };
+        let env = match Envelope::<SignatureDoc>::from_slice(&bytes) {
+            Ok(env) => env,
+            Err(e) => {
+                failures.push((ReasonCode::Malformed, format!("a signature of {image} is malformed: {e}")));
+                continue;
+            }
+        };
+        let sig = &env.signed;
+        let names_it = sig.repository == repo
+            && image.tag().is_none_or(|t| sig.tags.iter().any(|x| x == t));
+        if !names_it || sig.subject.digest != digest.to_string() {
+            continue;
+        }
+        if targets_match && sig.subject.size != info.file.length {
+            failures.push((ReasonCode::LengthMismatch, format!(
+                "the signature of {path} gives size {}, trusted metadata lists {}",
+                sig.subject.size, info.file.length)));
+            continue;
+        }
+        if !env.signatures.iter().any(|s| spec.keyids.contains(&s.keyid)) {
+            failures.push((
+                ReasonCode::NotSigned,
+                format!("the signature of {path} is by keys not delegated for it (role {} trusts {})",
+                        info.role, spec.keyids.join(", ")),
+            ));
+            continue;
+        }
+        if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
+            failures.push((ReasonCode::ThresholdNotMet, format!("signature of {path}: {e}")));
+            continue;
+        }
+        if sig.expires.is_expired(now) {
+            failures.push((ReasonCode::Expired, format!("the signature of {path} expired at {}", sig.expires.0)));
+            continue;
+        }
+        let version = sig.version.get();
+        if version < high_water {
+            failures.push((ReasonCode::Rollback, format!(
+                "signature rollback for {path}: version {version} is older than version {high_water} already seen")));
+            continue;
+        }
+        if best.is_none_or(|(v, _)| version > v) {
+            best = Some((version, sig.expires.0));
+        }
+    }
+
+    // Failures of signatures that name this path say most about an attack; then the
+    // targets mapping; then the absence of any signature.
+    let worst = failures.iter().min_by_key(|(r, _)| failure_rank(*r)).cloned();
+    let verdict = match (targets_match, best, worst) {
+        (true, Some((version, expires)), _) => {
+            if let Err(e) = updater.store_mut().record_signature_version(&path, version) {
+                checked.verdict = deny(ReasonCode::Internal, e.to_string());
+                return checked;
+            }
+            checked.signature_version = Some(version);
+            let valid_until = updater.trusted().map_or(expires, |t| t.valid_until().min(expires));
+            Verdict::admit(format!("{path} is {digest}, signed (version {version}) by role {}", info.role), valid_until)
+        }
+        (_, None, Some((reason, message))) => deny(reason, message),
+        (false, _, _) => deny(ReasonCode::DigestMismatch, format!(
+            "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{listed}", info.role)),
+        (true, None, None) => deny(ReasonCode::NotSigned, format!("no pullguard signature of {image} names {path}")),
+    };
+    checked.verdict = verdict;
+    checked
+}
+
+/// Which failure to report when several signatures fail.
+fn failure_rank(r: ReasonCode) -> u8 {
+    match r {
+        ReasonCode::Rollback => 0,
+        ReasonCode::Expired => 1,
+        ReasonCode::NotSigned => 2,
+        ReasonCode::ThresholdNotMet => 3,
+        ReasonCode::DigestMismatch => 4,
+        ReasonCode::LengthMismatch => 5,
+        ReasonCode::Malformed => 6,
+        _ => 7,
+    }
+}
