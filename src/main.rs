@@ -2,8 +2,11 @@
 
 #![forbid(unsafe_code)]
 
+mod publisher;
 mod tuf_client;
+mod verifier;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,14 +18,47 @@ use clap::{Parser, Subcommand};
     about = "Verifies container images against detached signatures and TUF freshness metadata"
 )]
 struct Cli {
+    /// pullguard's config file (JSON; default $PULLGUARD_CONFIG, else
+    /// /etc/pullguard/config.json when present): how to reach each registry.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Signing keys: generate, show.
+    #[command(subcommand)]
+    Key(publisher::KeyCommand),
+    /// A scope's TUF repository: init, delegate, rotate, snapshot, timestamp, publish.
+    #[command(subcommand)]
+    Repo(publisher::RepoCommand),
+    /// Sign an image: push a detached signature and list it in the responsible role.
+    Sign(publisher::SignArgs),
+    /// Verify an image against a scope's trust data (exit 0 admitted, 1 denied).
+    Verify(verifier::VerifyArgs),
+    /// Offline bundles of metadata and signatures: export, import.
+    #[command(subcommand)]
+    Bundle(verifier::BundleCommand),
     /// A TUF client with the conformance-suite command line (init / refresh / download).
     TufClient(tuf_client::TufClientArgs),
+}
+
+/// Runs a command; `Ok(false)` is a denial that was already reported (exit 1).
+fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Result<bool> {
+    let config = || {
+        pullguard_plugin::config::Config::load(config_path)
+            .map_err(|e| anyhow::anyhow!("config: {e}"))
+    };
+    match command {
+        Command::Key(c) => publisher::key(c).map(|()| true),
+        Command::Repo(c) => publisher::repo(c, &config()?).map(|()| true),
+        Command::Sign(a) => publisher::sign(a, &config()?).map(|()| true),
+        Command::Verify(a) => verifier::verify(a, &config()?),
+        Command::Bundle(c) => verifier::bundle(c, &config()?),
+        Command::TufClient(a) => tuf_client::run(a).map(|()| true),
+    }
 }
 
 /// EX_USAGE from sysexits.h: the command was used incorrectly.
@@ -46,11 +82,11 @@ fn main() -> ExitCode {
             };
         }
     };
-    let outcome = std::panic::catch_unwind(|| match cli.command {
-        Command::TufClient(a) => tuf_client::run(a),
-    });
+    let config_path = cli.config.clone();
+    let outcome = std::panic::catch_unwind(|| run(cli.command, config_path.as_deref()));
     match outcome {
-        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        Ok(Ok(false)) => ExitCode::FAILURE,
         Ok(Err(e)) => {
             eprintln!("pullguard: {e:#}");
             ExitCode::FAILURE

@@ -40,7 +40,12 @@ impl SignatureSource for Registry {
             if d.media_type != MEDIA_TYPE_IMAGE_MANIFEST {
                 continue;
             }
-            let manifest = match self.get_manifest(repo, &d.digest.to_string(), &[MEDIA_TYPE_IMAGE_MANIFEST], SIGNATURE_MAX) {
+            let manifest = match self.get_manifest(
+                repo,
+                &d.digest.to_string(),
+                &[MEDIA_TYPE_IMAGE_MANIFEST],
+                SIGNATURE_MAX,
+            ) {
                 Ok(m) => m,
                 Err(e) => {
                     out.push(Err(unreadable(&e)));
@@ -59,11 +64,17 @@ impl SignatureSource for Registry {
             let layer = match parsed.single_layer(ARTIFACT_SIGNATURE) {
                 Ok(l) => l,
                 Err(why) => {
-                    out.push(Err((ReasonCode::Malformed, format!("signature artifact {}: {why}", d.digest))));
+                    out.push(Err((
+                        ReasonCode::Malformed,
+                        format!("signature artifact {}: {why}", d.digest),
+                    )));
                     continue;
                 }
             };
-            out.push(self.get_blob(repo, &layer.digest, SIGNATURE_MAX).map_err(|e| unreadable(&e)));
+            out.push(
+                self.get_blob(repo, &layer.digest, SIGNATURE_MAX)
+                    .map_err(|e| unreadable(&e)),
+            );
         }
         Ok(out)
     }
@@ -98,13 +109,20 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
         signature_version: None,
     };
     let deny = |reason, message: String| Verdict::deny(reason, message);
-    let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image)) else {
-        checked.verdict = deny(ReasonCode::InvalidRequest, format!("{image} is not in scope {scope}"));
+    let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image))
+    else {
+        checked.verdict = deny(
+            ReasonCode::InvalidRequest,
+            format!("{image} is not in scope {scope}"),
+        );
         return checked;
     };
     checked.target_path = path.clone();
     let Some(digest) = image.digest() else {
-        checked.verdict = deny(ReasonCode::InvalidRequest, format!("{image}: the manifest digest is needed"));
+        checked.verdict = deny(
+            ReasonCode::InvalidRequest,
+            format!("{image}: the manifest digest is needed"),
+        );
         return checked;
     };
     if let Err(e) = updater.refresh(now) {
@@ -115,7 +133,10 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
     let info = match updater.target_info(&path) {
         Ok(Some(info)) => info,
         Ok(None) => {
-            checked.verdict = deny(ReasonCode::UnknownTarget, format!("no trusted targets role lists {path}"));
+            checked.verdict = deny(
+                ReasonCode::UnknownTarget,
+                format!("no trusted targets role lists {path}"),
+            );
             return checked;
         }
         Err(e) => {
@@ -129,16 +150,25 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
     let docs = match signatures.signatures(&scope.full_repository(repo), digest) {
         Ok(docs) => docs,
         Err(e) => {
-            checked.verdict = deny(e.reason(), format!("reading the signatures of {image}: {e}"));
+            checked.verdict = deny(
+                e.reason(),
+                format!("reading the signatures of {image}: {e}"),
+            );
             return checked;
         }
     };
     let Some(trusted) = updater.trusted() else {
-        checked.verdict = deny(ReasonCode::Internal, "no trusted metadata after a refresh".into());
+        checked.verdict = deny(
+            ReasonCode::Internal,
+            "no trusted metadata after a refresh".into(),
+        );
         return checked;
     };
     let Some(spec) = trusted.signing_spec(&info.role) else {
-        checked.verdict = deny(ReasonCode::Internal, format!("no keys known for role {}", info.role));
+        checked.verdict = deny(
+            ReasonCode::Internal,
+            format!("no keys known for role {}", info.role),
+        );
         return checked;
     };
     let high_water = match updater.store().signature_version(&path) {
@@ -161,36 +191,56 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
         let env = match Envelope::<SignatureDoc>::from_slice(&bytes) {
             Ok(env) => env,
             Err(e) => {
-                failures.push((ReasonCode::Malformed, format!("a signature of {image} is malformed: {e}")));
+                failures.push((
+                    ReasonCode::Malformed,
+                    format!("a signature of {image} is malformed: {e}"),
+                ));
                 continue;
             }
         };
         let sig = &env.signed;
-        let names_it = sig.repository == repo
-            && image.tag().is_none_or(|t| sig.tags.iter().any(|x| x == t));
+        let names_it =
+            sig.repository == repo && image.tag().is_none_or(|t| sig.tags.iter().any(|x| x == t));
         if !names_it || sig.subject.digest != digest.to_string() {
             continue;
         }
         if targets_match && sig.subject.size != info.file.length {
-            failures.push((ReasonCode::LengthMismatch, format!(
-                "the signature of {path} gives size {}, trusted metadata lists {}",
-                sig.subject.size, info.file.length)));
+            failures.push((
+                ReasonCode::LengthMismatch,
+                format!(
+                    "the signature of {path} gives size {}, trusted metadata lists {}",
+                    sig.subject.size, info.file.length
+                ),
+            ));
             continue;
         }
-        if !env.signatures.iter().any(|s| spec.keyids.contains(&s.keyid)) {
+        if !env
+            .signatures
+            .iter()
+            .any(|s| spec.keyids.contains(&s.keyid))
+        {
             failures.push((
                 ReasonCode::NotSigned,
-                format!("the signature of {path} is by keys not delegated for it (role {} trusts {})",
-                        info.role, spec.keyids.join(", ")),
+                format!(
+                    "the signature of {path} is by keys not delegated for it (role {} trusts {})",
+                    info.role,
+                    spec.keyids.join(", ")
+                ),
             ));
             continue;
         }
         if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
-            failures.push((ReasonCode::ThresholdNotMet, format!("signature of {path}: {e}")));
+            failures.push((
+                ReasonCode::ThresholdNotMet,
+                format!("signature of {path}: {e}"),
+            ));
             continue;
         }
         if sig.expires.is_expired(now) {
-            failures.push((ReasonCode::Expired, format!("the signature of {path} expired at {}", sig.expires.0)));
+            failures.push((
+                ReasonCode::Expired,
+                format!("the signature of {path} expired at {}", sig.expires.0),
+            ));
             continue;
         }
         let version = sig.version.get();
@@ -206,7 +256,10 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
 
     // Failures of signatures that name this path say most about an attack; then the
     // targets mapping; then the absence of any signature.
-    let worst = failures.iter().min_by_key(|(r, _)| failure_rank(*r)).cloned();
+    let worst = failures
+        .iter()
+        .min_by_key(|(r, _)| failure_rank(*r))
+        .cloned();
     let verdict = match (targets_match, best, worst) {
         (true, Some((version, expires)), _) => {
             if let Err(e) = updater.store_mut().record_signature_version(&path, version) {

@@ -3,6 +3,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod bundle;
+pub mod config;
 pub mod grpc;
 pub mod image;
 pub mod publish;

@@ -60,8 +60,8 @@ pub fn read(path: &Path) -> Result<KeyFile, KeyFileError> {
     }
     let text = fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     if text.trim_start().starts_with('{') {
-        let key: Key = serde_json::from_str(&text)
-            .map_err(|e| err(format!("not a TUF public key: {e}")))?;
+        let key: Key =
+            serde_json::from_str(&text).map_err(|e| err(format!("not a TUF public key: {e}")))?;
         crate::tuf::keys::PublicKey::from_metadata(&key).map_err(|e| err(e.to_string()))?;
         return Ok(KeyFile::Public(key));
     }
@@ -102,7 +102,8 @@ pub fn write_new(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
         .and_then(|()| file.sync_all())
         .map_err(|e| werr(path, e.to_string()))?;
     let public_path = public_path(path);
-    let json = serde_json::to_string_pretty(&key.public()).map_err(|e| werr(&public_path, e.to_string()))?;
+    let json = serde_json::to_string_pretty(&key.public())
+        .map_err(|e| werr(&public_path, e.to_string()))?;
     fs::write(&public_path, format!("{json}\n")).map_err(|e| werr(&public_path, e.to_string()))
 }
 
@@ -125,14 +126,20 @@ mod tests {
         write_new(&path, &key).expect("write");
         let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert!(matches!(write_new(&path, &key), Err(KeyFileError::Exists { .. })));
+        assert!(matches!(
+            write_new(&path, &key),
+            Err(KeyFileError::Exists { .. })
+        ));
         assert_eq!(read(&path).expect("private").key_id(), key.key_id());
         let public = read(&public_path(&path)).expect("public");
         assert!(matches!(public, KeyFile::Public(_)));
         assert_eq!(public.key_id(), key.key_id());
         assert!(read_private(&public_path(&path)).is_err());
-        fs::write(dir.path().join("bad.pub"), r#"{"keytype":"dsa","scheme":"x","keyval":{"public":"0"}}"#)
-            .expect("write");
+        fs::write(
+            dir.path().join("bad.pub"),
+            r#"{"keytype":"dsa","scheme":"x","keyval":{"public":"0"}}"#,
+        )
+        .expect("write");
         assert!(read(&dir.path().join("bad.pub")).is_err());
     }
 }

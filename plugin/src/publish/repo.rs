@@ -102,7 +102,13 @@ impl Expiries {
     }
 
     pub fn validate(&self) -> Result<(), String> {
-        for d in [&self.root, &self.targets, &self.snapshot, &self.timestamp, &self.signature] {
+        for d in [
+            &self.root,
+            &self.targets,
+            &self.snapshot,
+            &self.timestamp,
+            &self.signature,
+        ] {
             parse_duration(d)?;
         }
         Ok(())
@@ -339,7 +345,10 @@ impl Workspace {
         for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
             let name = entry.map_err(|e| io(&dir, e))?.file_name();
             let name = name.to_string_lossy();
-            if let Some(v) = name.strip_suffix(&suffix).and_then(|v| v.parse::<u64>().ok()) {
+            if let Some(v) = name
+                .strip_suffix(&suffix)
+                .and_then(|v| v.parse::<u64>().ok())
+            {
                 best = best.max(Some(v));
             }
         }
@@ -384,9 +393,9 @@ impl Workspace {
             let entry = root["roles"][role.as_str()].clone();
             (root["keys"].clone(), entry)
         } else {
-            let (_, delegator) = self.delegator_of(role)?.ok_or_else(|| {
-                RepoError::Invalid(format!("no targets role delegates `{role}`"))
-            })?;
+            let (_, delegator) = self
+                .delegator_of(role)?
+                .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
             let entry = delegator["delegations"]["roles"]
                 .as_array()
                 .and_then(|roles| roles.iter().find(|r| r["name"] == role.as_str()))
@@ -424,8 +433,12 @@ impl Workspace {
         for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
             let name = entry.map_err(|e| io(&dir, e))?.file_name();
             let name = name.to_string_lossy();
-            let Some(stem) = name.strip_suffix(".json") else { continue };
-            let Some((v, role)) = stem.split_once('.') else { continue };
+            let Some(stem) = name.strip_suffix(".json") else {
+                continue;
+            };
+            let Some((v, role)) = stem.split_once('.') else {
+                continue;
+            };
             if v.parse::<u64>().is_ok() && !["root", "snapshot", "targets"].contains(&role) {
                 names.insert(role.to_string());
             }
@@ -482,7 +495,11 @@ impl Workspace {
                 let keyids: Vec<String> =
                     serde_json::from_value(root["roles"]["root"]["keyids"].clone())
                         .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
-                (keys, keyids, root["roles"]["root"]["threshold"].as_u64().unwrap_or(0))
+                (
+                    keys,
+                    keyids,
+                    root["roles"]["root"]["threshold"].as_u64().unwrap_or(0),
+                )
             }
             None => self.spec_of(role)?,
         };
@@ -523,7 +540,9 @@ impl Workspace {
         let child = check_role_name(child)?;
         role_keys.check(child.as_str())?;
         if paths.is_empty() {
-            return Err(RepoError::Invalid(format!("{child}: at least one path pattern is needed")));
+            return Err(RepoError::Invalid(format!(
+                "{child}: at least one path pattern is needed"
+            )));
         }
         let (_, mut signed) = self
             .signed_of(parent)?
@@ -532,14 +551,17 @@ impl Workspace {
             signed["delegations"] = json!({"keys": {}, "roles": []});
         }
         for k in &role_keys.keys {
-            signed["delegations"]["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+            signed["delegations"]["keys"][key_id(k)] =
+                serde_json::to_value(k).unwrap_or(Value::Null);
         }
         let entry = json!({"name": child.as_str(), "keyids": role_keys.keyids(),
                            "threshold": role_keys.threshold, "terminating": terminating,
                            "paths": paths});
         let roles = signed["delegations"]["roles"]
             .as_array_mut()
-            .ok_or_else(|| RepoError::Invalid(format!("{parent}: delegations.roles is not a list")))?;
+            .ok_or_else(|| {
+                RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
+            })?;
         match roles.iter_mut().find(|r| r["name"] == child.as_str()) {
             Some(existing) => *existing = entry,
             None => roles.push(entry),
@@ -561,11 +583,15 @@ impl Workspace {
                 break;
             }
             best = role.clone();
-            let Some((_, signed)) = self.signed_of(&role)? else { break };
+            let Some((_, signed)) = self.signed_of(&role)? else {
+                break;
+            };
             if signed["targets"].get(path).is_some() {
                 return Ok(role);
             }
-            let Some(roles) = signed["delegations"]["roles"].as_array() else { break };
+            let Some(roles) = signed["delegations"]["roles"].as_array() else {
+                break;
+            };
             let mut children = Vec::new();
             for r in roles {
                 let patterns: Vec<String> =
@@ -594,7 +620,12 @@ impl Workspace {
 
     /// The next detached-signature version for `target` (never reused).
     pub fn next_signature_version(&self, target: &str, role: &RoleName) -> Result<u64> {
-        let from_config = self.config.signature_versions.get(target).copied().unwrap_or(0);
+        let from_config = self
+            .config
+            .signature_versions
+            .get(target)
+            .copied()
+            .unwrap_or(0);
         let from_metadata = self
             .signed_of(role)?
             .and_then(|(_, s)| s["targets"][target]["custom"]["signatureVersion"].as_u64())
@@ -638,11 +669,17 @@ impl Workspace {
 
     /// Applies the retention policy to every targets role that `signers` can re-sign; roles
     /// they cannot sign are reported, unchanged.
-    pub fn prune(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<(Vec<Pruned>, Vec<Pruned>)> {
+    pub fn prune(
+        &mut self,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Pruned>, Vec<Pruned>)> {
         let mut done = Vec::new();
         let mut skipped = Vec::new();
         for role in self.targets_roles()? {
-            let Some((_, mut signed)) = self.signed_of(&role)? else { continue };
+            let Some((_, mut signed)) = self.signed_of(&role)? else {
+                continue;
+            };
             let pruned = apply_retention(&role, &mut signed, &self.config.retention, now)?;
             if pruned.removed.is_empty() {
                 continue;
@@ -722,7 +759,10 @@ impl Workspace {
             let (v, _) = self.current(&RoleName::root())?.unwrap_or((0, Vec::new()));
             let published = self.is_published(
                 &Self::file_name(&RoleName::root(), v),
-                &self.current(&RoleName::root())?.map(|c| c.1).unwrap_or_default(),
+                &self
+                    .current(&RoleName::root())?
+                    .map(|c| c.1)
+                    .unwrap_or_default(),
             );
             let next = if published { v + 1 } else { v.max(1) };
             let expiry = parse_duration(&self.config.expiries.root).map_err(RepoError::Invalid)?;
@@ -736,10 +776,11 @@ impl Workspace {
                 authorizers.to_vec()
             };
             let old_root = self.root_signed()?;
-            let bytes = sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
-                role: "root".into(),
-                reason: e.to_string(),
-            })?;
+            let bytes =
+                sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
+                    role: "root".into(),
+                    reason: e.to_string(),
+                })?;
             for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
                 let keys: BTreeMap<String, Key> = serde_json::from_value(r["keys"].clone())
                     .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
@@ -754,7 +795,9 @@ impl Workspace {
                     }
                 })?;
             }
-            let path = self.metadata_dir().join(Self::file_name(&RoleName::root(), next));
+            let path = self
+                .metadata_dir()
+                .join(Self::file_name(&RoleName::root(), next));
             write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
             if role != &RoleName::root() {
                 let (_, signed) = self
@@ -766,15 +809,18 @@ impl Workspace {
             let (parent, mut signed) = self
                 .delegator_of(role)?
                 .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
-            let roles = signed["delegations"]["roles"].as_array_mut().ok_or_else(|| {
-                RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
-            })?;
+            let roles = signed["delegations"]["roles"]
+                .as_array_mut()
+                .ok_or_else(|| {
+                    RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
+                })?;
             if let Some(entry) = roles.iter_mut().find(|r| r["name"] == role.as_str()) {
                 entry["keyids"] = json!(rk.keyids());
                 entry["threshold"] = json!(threshold);
             }
             for k in &rk.keys {
-                signed["delegations"]["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+                signed["delegations"]["keys"][key_id(k)] =
+                    serde_json::to_value(k).unwrap_or(Value::Null);
             }
             self.write_role(&parent, signed, authorizers, now)?;
             if let Some((_, child)) = self.signed_of(role)? {
@@ -827,7 +873,11 @@ impl Workspace {
         let dir = self.metadata_dir();
         let mut roots: Vec<(u64, String)> = Vec::new();
         for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            let name = entry.map_err(|e| io(&dir, e))?.file_name().to_string_lossy().to_string();
+            let name = entry
+                .map_err(|e| io(&dir, e))?
+                .file_name()
+                .to_string_lossy()
+                .to_string();
             if let Some(v) = name.strip_suffix(".root.json").and_then(|v| v.parse().ok()) {
                 roots.push((v, name));
             }
@@ -901,12 +951,13 @@ fn check_signed(
     keyids: &[String],
     threshold: u64,
 ) -> Result<()> {
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| RepoError::Invalid(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| RepoError::Invalid(e.to_string()))?;
     let canonical = crate::tuf::cjson::to_canonical(&value["signed"])
         .map_err(|e| RepoError::Invalid(e.to_string()))?;
     let signatures: Vec<crate::tuf::schema::Signature> =
         serde_json::from_value(value["signatures"].clone())
-        .map_err(|e| RepoError::Invalid(e.to_string()))?;
+            .map_err(|e| RepoError::Invalid(e.to_string()))?;
     let threshold = std::num::NonZeroU64::new(threshold).ok_or_else(|| RepoError::Signing {
         role: role.to_string(),
         reason: "its threshold is 0".into(),
@@ -977,7 +1028,10 @@ fn apply_retention(
         let mut by_repo: BTreeMap<String, Vec<(Option<DateTime<Utc>>, String)>> = BTreeMap::new();
         for (path, v) in targets.iter() {
             let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
-            by_repo.entry(repo).or_default().push((signed_at(v), path.clone()));
+            by_repo
+                .entry(repo)
+                .or_default()
+                .push((signed_at(v), path.clone()));
         }
         for (_, mut entries) in by_repo {
             entries.sort_by(|a, b| b.cmp(a));

@@ -123,7 +123,9 @@ impl TrustStore for RocksTrustStore {
                 return Ok(());
             }
         }
-        Ok(self.db.put::<HighWater>(&key, &version, Durability::Synced)?)
+        Ok(self
+            .db
+            .put::<HighWater>(&key, &version, Durability::Synced)?)
     }
 }
 

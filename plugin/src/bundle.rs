@@ -1,0 +1,147 @@
+//! Offline bundles (DESIGN §3, "Files"): a scope's TUF metadata and the detached signatures
+//! of a set of images in one JSON file, for edge devices that pull without reaching the
+//! registry. Each document is kept as its exact text, so hashes and signatures still match;
+//! the trust core verifies everything on import exactly as it does online.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::image::{SignatureRead, SignatureSource};
+use crate::registry::Digest;
+use crate::source::{metadata_file_name, FetchError, MetadataSource};
+use crate::tuf::names::RoleName;
+
+pub const FORMAT: &str = "pullguard-bundle/1";
+/// No bundle larger than this is read.
+pub const BUNDLE_MAX: u64 = 256 * 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct BundledImage {
+    /// The reference as exported (`host/repo:tag`).
+    pub reference: String,
+    pub digest: Digest,
+    /// Full registry repository name.
+    pub repository: String,
+    /// Signature documents attached to the digest, as their exact text.
+    pub signatures: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    pub format: String,
+    pub scope: String,
+    /// Standard TUF file name (`1.root.json`, `timestamp.json`, `3.snapshot.json`, ...) →
+    /// exact text.
+    pub metadata: BTreeMap<String, String>,
+    pub images: Vec<BundledImage>,
+}
+
+impl Bundle {
+    pub fn new(scope: &str) -> Self {
+        Bundle {
+            format: FORMAT.to_string(),
+            scope: scope.to_string(),
+            metadata: BTreeMap::new(),
+            images: Vec::new(),
+        }
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
+        if bytes.len() as u64 > BUNDLE_MAX {
+            return Err(format!(
+                "larger than the {BUNDLE_MAX}-byte limit for bundles"
+            ));
+        }
+        let bundle: Bundle =
+            serde_json::from_slice(bytes).map_err(|e| format!("not a pullguard bundle: {e}"))?;
+        if bundle.format != FORMAT {
+            return Err(format!(
+                "bundle format `{}` is not `{FORMAT}`",
+                bundle.format
+            ));
+        }
+        Ok(bundle)
+    }
+
+    pub fn to_vec(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Adds a document under its file name; only UTF-8 documents can be bundled.
+    pub fn add_metadata(&mut self, file: &str, bytes: Vec<u8>) -> Result<(), String> {
+        let text = String::from_utf8(bytes).map_err(|_| format!("{file} is not UTF-8 JSON"))?;
+        self.metadata.insert(file.to_string(), text);
+        Ok(())
+    }
+}
+
+impl MetadataSource for Bundle {
+    fn fetch_metadata(
+        &self,
+        role: &RoleName,
+        version: Option<u64>,
+        max_len: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        let name = metadata_file_name(role, version);
+        let location = format!("bundle: {name}");
+        let text = self.metadata.get(&name).ok_or(FetchError::NotFound {
+            location: location.clone(),
+        })?;
+        if text.len() as u64 > max_len {
+            return Err(FetchError::TooLarge {
+                location,
+                limit: max_len,
+            });
+        }
+        Ok(text.as_bytes().to_vec())
+    }
+
+    fn fetch_target(&self, path: &str, _: Option<&str>, _: u64) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::NotFound {
+            location: format!("bundle: target {path} (bundles carry no image content)"),
+        })
+    }
+}
+
+impl SignatureSource for Bundle {
+    fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
+        Ok(self
+            .images
+            .iter()
+            .filter(|i| i.repository == repo && &i.digest == digest)
+            .flat_map(|i| i.signatures.iter().map(|s| Ok(s.as_bytes().to_vec())))
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_bundles_are_refused_and_limits_hold() {
+        assert!(Bundle::from_slice(b"{}").is_err());
+        assert!(Bundle::from_slice(
+            br#"{"format":"other/9","scope":"h:1/a","metadata":{},"images":[]}"#
+        )
+        .is_err());
+        let mut b = Bundle::new("127.0.0.1:5000/acme");
+        b.add_metadata("timestamp.json", b"{\"signed\":{}}".to_vec())
+            .expect("add");
+        assert!(b.add_metadata("x.json", vec![0xff]).is_err());
+        let back = Bundle::from_slice(&b.to_vec()).expect("round trip");
+        assert_eq!(back, b);
+        let ts = RoleName::timestamp();
+        assert!(back.fetch_metadata(&ts, None, 1024).is_ok());
+        assert!(matches!(
+            back.fetch_metadata(&ts, None, 3),
+            Err(FetchError::TooLarge { .. })
+        ));
+        assert!(back
+            .fetch_metadata(&RoleName::root(), Some(1), 1024)
+            .expect_err("absent")
+            .is_not_found());
+    }
+}

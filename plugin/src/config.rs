@@ -1,0 +1,107 @@
+//! pullguard's configuration file (JSON): how to reach each registry. Read and validated
+//! before anything connects; unknown keys are errors, so a typo never silently weakens a
+//! setting (such as `plain_http`).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::registry::{Registry, RegistryConfig};
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Per registry host (`name[:port]`).
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryConfig>,
+    /// A Docker-style `config.json` for credentials; default `$DOCKER_CONFIG/config.json`
+    /// or `~/.docker/config.json`.
+    #[serde(default)]
+    pub docker_config: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads `path`; `None` means the default (`$PULLGUARD_CONFIG`, else
+    /// `/etc/pullguard/config.json` when it exists, else an empty config).
+    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+        let path = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => std::env::var_os("PULLGUARD_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| {
+                    let p = PathBuf::from("/etc/pullguard/config.json");
+                    p.exists().then_some(p)
+                }),
+        };
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let config: Config =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        config
+            .validate()
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        for (host, r) in &self.registries {
+            if host.is_empty() || host.contains('/') {
+                return Err(format!("registries: `{host}` is not a registry host"));
+            }
+            if let Some(ca) = &r.ca_file {
+                if !ca.exists() {
+                    return Err(format!(
+                        "registries.{host}.ca_file: {} does not exist",
+                        ca.display()
+                    ));
+                }
+            }
+            if r.username.is_some() != (r.password.is_some() || r.password_file.is_some()) {
+                return Err(format!(
+                    "registries.{host}: username and password go together"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// A client for `host`, configured as this file says (HTTPS and anonymous by default).
+    pub fn registry(&self, host: &str) -> Result<Arc<Registry>, String> {
+        let rc = self.registries.get(host).cloned().unwrap_or_default();
+        let docker = self
+            .docker_config
+            .clone()
+            .or_else(crate::registry::auth::docker_config_path);
+        Registry::new(host, &rc, docker.as_deref()).map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_and_half_credentials_are_refused() {
+        let ok: Config = serde_json::from_str(
+            r#"{"registries": {"127.0.0.1:5000": {"plain_http": true, "timeout_secs": 5}}}"#,
+        )
+        .expect("parse");
+        assert!(ok.validate().is_ok());
+        assert!(ok.registries["127.0.0.1:5000"].plain_http);
+        assert!(
+            serde_json::from_str::<Config>(r#"{"registries": {"h:1": {"plain-http": true}}}"#)
+                .is_err()
+        );
+        let half: Config =
+            serde_json::from_str(r#"{"registries": {"h:1": {"username": "u"}}}"#).expect("parse");
+        assert!(half.validate().is_err());
+        let bad_ca: Config =
+            serde_json::from_str(r#"{"registries": {"h:1": {"ca_file": "/nonexistent/ca.pem"}}}"#)
+                .expect("parse");
+        assert!(bad_ca.validate().is_err());
+    }
+}

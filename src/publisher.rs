@@ -1,0 +1,486 @@
+//! `pullguard key`, `pullguard repo` and `pullguard sign`: the publisher's commands. They
+//! edit a working copy ([`Workspace`]) and talk to the registry for `sign` and `publish`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use clap::{Args, Subcommand, ValueEnum};
+use pullguard_plugin::config::Config;
+use pullguard_plugin::publish::keyfile;
+use pullguard_plugin::publish::repo::{Expiries, Retention, RoleKeys, Workspace};
+use pullguard_plugin::registry::oci::{ARTIFACT_SIGNATURE, ARTIFACT_TUF, IMAGE_MEDIA_TYPES};
+use pullguard_plugin::registry::ImageRef;
+use pullguard_plugin::store::dir::write_atomic;
+use pullguard_plugin::tuf::signing::SigningKey;
+use pullguard_plugin::tuf::RoleName;
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Write a new private key (PKCS#8 PEM, mode 0600) and its public key (`<file>.pub`).
+    Generate {
+        file: PathBuf,
+        #[arg(long = "type", value_enum, default_value_t = KeyType::Ed25519)]
+        key_type: KeyType,
+    },
+    /// Print a key's ID and its public key as metadata lists it.
+    Show { file: PathBuf },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    Ed25519,
+    EcdsaP256,
+}
+
+pub fn key(cmd: KeyCommand) -> Result<()> {
+    match cmd {
+        KeyCommand::Generate { file, key_type } => {
+            let key = match key_type {
+                KeyType::Ed25519 => SigningKey::generate_ed25519(),
+                KeyType::EcdsaP256 => SigningKey::generate_ecdsa_p256(),
+            }?;
+            keyfile::write_new(&file, &key)?;
+            println!("{}  {}", key.key_id(), file.display());
+            println!("public key: {}", keyfile::public_path(&file).display());
+        }
+        KeyCommand::Show { file } => {
+            let key = keyfile::read(&file)?;
+            println!("keyid: {}", key.key_id());
+            println!("{}", serde_json::to_string_pretty(&key.public())?);
+        }
+    }
+    Ok(())
+}
+
+/// The working copy: `--dir`, else `./pullguard-repo`.
+#[derive(Debug, Args, Clone)]
+pub struct DirArg {
+    #[arg(long, default_value = "pullguard-repo")]
+    dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create root v1 and the first targets, snapshot and timestamp for a scope.
+    Init(InitArgs),
+    /// Delegate repository path patterns (e.g. `team/*`) to a new targets role.
+    Delegate(DelegateArgs),
+    /// Replace the keys of a role (root, a top-level role, or a delegated role).
+    Rotate(RotateArgs),
+    /// Re-sign the snapshot (fresh expiry), applying the retention policy where the keys of
+    /// a targets role are given.
+    Snapshot(SnapshotArgs),
+    /// Re-sign the timestamp of the current snapshot (fresh expiry).
+    Timestamp(TimestampArgs),
+    /// Push every changed metadata file to the registry's trust repository, or write them
+    /// to a directory (`--to-dir`) for plain HTTP or file serving.
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// REGISTRY/NAMESPACE, e.g. registry.example.com:5000/acme
+    #[arg(long)]
+    scope: String,
+    /// Registry repository for the metadata (default: NAMESPACE/trust).
+    #[arg(long)]
+    trust_repository: Option<String>,
+    #[arg(long = "root-key", required = true)]
+    root_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    root_threshold: u64,
+    #[arg(long = "targets-key", required = true)]
+    targets_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    targets_threshold: u64,
+    #[arg(long = "snapshot-key", required = true)]
+    snapshot_keys: Vec<PathBuf>,
+    #[arg(long = "timestamp-key", required = true)]
+    timestamp_keys: Vec<PathBuf>,
+    #[arg(long, default_value = "365d")]
+    root_expires: String,
+    #[arg(long, default_value = "90d")]
+    targets_expires: String,
+    #[arg(long, default_value = "7d")]
+    snapshot_expires: String,
+    #[arg(long, default_value = "1d")]
+    timestamp_expires: String,
+    /// Validity of detached image signatures.
+    #[arg(long, default_value = "90d")]
+    signature_expires: String,
+    #[command(flatten)]
+    retention: RetentionArgs,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct RetentionArgs {
+    /// Keep only the newest N signed tags per repository.
+    #[arg(long)]
+    keep: Option<usize>,
+    /// Drop targets signed longer ago than this (e.g. 30d).
+    #[arg(long)]
+    max_age: Option<String>,
+}
+
+impl RetentionArgs {
+    fn given(&self) -> bool {
+        self.keep.is_some() || self.max_age.is_some()
+    }
+    fn to_retention(&self) -> Retention {
+        Retention {
+            keep: self.keep,
+            max_age: self.max_age.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct DelegateArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Name of the new role (letters, digits, `_.-`; it becomes part of a tag).
+    #[arg(long)]
+    role: String,
+    /// Target path patterns, e.g. `team/*` (`*` and `?` never cross `/`).
+    #[arg(long = "paths", required = true, num_args = 1..)]
+    paths: Vec<String>,
+    /// The role's keys (public `.pub` files are enough).
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    threshold: u64,
+    #[arg(long)]
+    terminating: bool,
+    /// The delegating role.
+    #[arg(long, default_value = "targets")]
+    parent: String,
+    /// Private keys of the delegating role.
+    #[arg(long = "signing-key", required = true)]
+    signing_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[arg(long)]
+    role: String,
+    /// The new private keys (they sign the rotated role at once).
+    #[arg(long = "new-key", required = true)]
+    new_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    threshold: u64,
+    /// Keys that authorise the change: the current root keys (root and top-level roles) or
+    /// the delegating role's keys.
+    #[arg(long = "signing-key", required = true)]
+    signing_keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// Keys of targets roles, to apply the retention policy to them.
+    #[arg(long = "role-key")]
+    role_keys: Vec<PathBuf>,
+    /// Change the stored retention policy.
+    #[command(flatten)]
+    retention: RetentionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TimestampArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    #[command(flatten)]
+    dir: DirArg,
+    /// Write the standard TUF file layout here instead of pushing to the registry.
+    #[arg(long)]
+    to_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// The image, REGISTRY/NAMESPACE/REPO:TAG (resolved to its manifest digest).
+    image: String,
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    #[command(flatten)]
+    dir: DirArg,
+}
+
+fn private_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>> {
+    paths
+        .iter()
+        .map(|p| keyfile::read_private(p).map_err(Into::into))
+        .collect()
+}
+
+fn public_keys(paths: &[PathBuf]) -> Result<Vec<pullguard_plugin::tuf::schema::Key>> {
+    paths
+        .iter()
+        .map(|p| Ok(keyfile::read(p)?.public()))
+        .collect()
+}
+
+fn refs(keys: &[SigningKey]) -> Vec<&SigningKey> {
+    keys.iter().collect()
+}
+
+pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
+    let now = Utc::now();
+    match cmd {
+        RepoCommand::Init(a) => {
+            let scope = a.scope.parse().map_err(|e: String| anyhow!(e))?;
+            let mut signers = Vec::new();
+            let mut roles = Vec::new();
+            for (name, paths, threshold) in [
+                ("root", &a.root_keys, a.root_threshold),
+                ("targets", &a.targets_keys, a.targets_threshold),
+                ("snapshot", &a.snapshot_keys, 1),
+                ("timestamp", &a.timestamp_keys, 1),
+            ] {
+                let keys = private_keys(paths).with_context(|| format!("--{name}-key"))?;
+                roles.push((
+                    name,
+                    RoleKeys {
+                        keys: keys.iter().map(SigningKey::public).collect(),
+                        threshold,
+                    },
+                ));
+                signers.extend(keys);
+            }
+            let roles: [(&str, RoleKeys); 4] = roles
+                .try_into()
+                .map_err(|_| anyhow!("four top-level roles expected"))?;
+            let expiries = Expiries {
+                root: a.root_expires,
+                targets: a.targets_expires,
+                snapshot: a.snapshot_expires,
+                timestamp: a.timestamp_expires,
+                signature: a.signature_expires,
+            };
+            let ws = Workspace::init(
+                &a.dir.dir,
+                &scope,
+                a.trust_repository.as_deref(),
+                roles,
+                expiries,
+                a.retention.to_retention(),
+                &refs(&signers),
+                now,
+            )?;
+            println!(
+                "initialised {} for scope {} (metadata in registry repository {})",
+                a.dir.dir.display(),
+                ws.scope(),
+                ws.trust_repository()
+            );
+            println!(
+                "trust root for clients: {}",
+                ws.metadata_dir().join("1.root.json").display()
+            );
+        }
+        RepoCommand::Delegate(a) => {
+            let mut ws = Workspace::open(&a.dir.dir)?;
+            let parent = RoleName::new(a.parent).map_err(|e| anyhow!(e))?;
+            let signers = private_keys(&a.signing_keys)?;
+            let keys = public_keys(&a.keys)?;
+            ws.delegate(
+                &parent,
+                &a.role,
+                RoleKeys {
+                    keys,
+                    threshold: a.threshold,
+                },
+                a.paths.clone(),
+                a.terminating,
+                &refs(&signers),
+                now,
+            )?;
+            println!("{parent} delegates {} to {}", a.paths.join(" "), a.role);
+        }
+        RepoCommand::Rotate(a) => {
+            let mut ws = Workspace::open(&a.dir.dir)?;
+            let role = RoleName::new(a.role).map_err(|e| anyhow!(e))?;
+            let new_keys = private_keys(&a.new_keys)?;
+            let signers = private_keys(&a.signing_keys)?;
+            ws.rotate(&role, &refs(&new_keys), a.threshold, &refs(&signers), now)?;
+            println!("rotated the keys of {role}; run `pullguard repo snapshot`, `repo timestamp` and `repo publish`");
+        }
+        RepoCommand::Snapshot(a) => {
+            let mut ws = Workspace::open(&a.dir.dir)?;
+            if a.retention.given() {
+                ws.set_retention(a.retention.to_retention())?;
+            }
+            let role_keys = private_keys(&a.role_keys)?;
+            let (done, skipped) = ws.prune(&refs(&role_keys), now)?;
+            for p in done {
+                println!(
+                    "{}: dropped {} target(s) by the retention policy: {}",
+                    p.role,
+                    p.removed.len(),
+                    p.removed.join(", ")
+                );
+            }
+            for p in skipped {
+                eprintln!("warning: {} has {} target(s) past the retention policy; pass its key with --role-key to drop them", p.role, p.removed.len());
+            }
+            let signers = private_keys(&a.keys)?;
+            let v = ws.snapshot(&refs(&signers), now)?;
+            println!("snapshot version {v}");
+        }
+        RepoCommand::Timestamp(a) => {
+            let mut ws = Workspace::open(&a.dir.dir)?;
+            let signers = private_keys(&a.keys)?;
+            let v = ws.timestamp(&refs(&signers), now)?;
+            println!("timestamp version {v}");
+        }
+        RepoCommand::Publish(a) => publish(&a, config)?,
+    }
+    Ok(())
+}
+
+fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
+    let started = Instant::now();
+    let mut ws = Workspace::open(&a.dir.dir)?;
+    ws.check_consistent()?;
+    let (destination, files) = match &a.to_dir {
+        Some(out) => {
+            let out = std::fs::canonicalize(out).unwrap_or_else(|_| out.clone());
+            let dest = format!("dir:{}", out.display());
+            std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
+            (dest, Some(out))
+        }
+        None => (
+            format!(
+                "registry:{}/{}",
+                ws.scope().registry(),
+                ws.trust_repository()
+            ),
+            None,
+        ),
+    };
+    let pending = ws.unpublished(&destination)?;
+    if pending.is_empty() {
+        println!("nothing to publish: {destination} is up to date");
+        return Ok(());
+    }
+    let registry = match files {
+        None => Some(
+            config
+                .registry(ws.scope().registry())
+                .map_err(|e| anyhow!(e))?,
+        ),
+        Some(_) => None,
+    };
+    for (name, bytes) in &pending {
+        match (&files, &registry) {
+            (Some(out), _) => {
+                write_atomic(&out.join(name), bytes)
+                    .with_context(|| out.join(name).display().to_string())?;
+            }
+            (None, Some(registry)) => {
+                let tag = name.trim_end_matches(".json");
+                let mut annotations = serde_json::Map::new();
+                annotations.insert("org.opencontainers.image.title".into(), name.clone().into());
+                registry.push_artifact(
+                    ws.trust_repository(),
+                    Some(tag),
+                    ARTIFACT_TUF,
+                    bytes,
+                    None,
+                    Some(annotations),
+                )?;
+            }
+            (None, None) => bail!("no destination"),
+        }
+        ws.mark_published(&destination, name, bytes)?;
+        println!("published {name}");
+    }
+    println!(
+        "{} file(s) published to {destination} in {:.2} s",
+        pending.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
+    let now = Utc::now();
+    let mut ws = Workspace::open(&a.dir.dir)?;
+    let image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
+    let scope = ws.scope().clone();
+    let (Some(repo), Some(tag)) = (scope.relative_repository(&image), image.tag()) else {
+        bail!("{image} must be REPOSITORY:TAG inside scope {scope}");
+    };
+    let target = format!("{repo}:{tag}");
+    let signers = private_keys(&a.keys)?;
+    let role = ws.responsible_role(&target)?;
+    let keyids = ws.role_keyids(&role)?;
+    if !signers.iter().any(|k| keyids.contains(&k.key_id())) {
+        bail!(
+            "none of the given keys is delegated for {target}: role {role} is responsible and trusts {}",
+            keyids.join(", ")
+        );
+    }
+    let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
+    let manifest = registry.get_manifest(
+        image.repository(),
+        tag,
+        &IMAGE_MEDIA_TYPES,
+        registry.caps().manifest,
+    )?;
+    if let Some(pinned) = image.digest() {
+        if pinned != &manifest.digest {
+            bail!(
+                "{image}: the tag now points at {}, not the digest given",
+                manifest.digest
+            );
+        }
+    }
+    let subject = manifest.descriptor();
+    let version = ws.next_signature_version(&target, &role)?;
+    let doc = ws.signature_document(repo, &[tag], &subject, version, &refs(&signers), now)?;
+    let pushed = registry.push_artifact(
+        image.repository(),
+        None,
+        ARTIFACT_SIGNATURE,
+        &doc,
+        Some(subject.clone()),
+        None,
+    )?;
+    let pruned = ws.set_target(
+        &role,
+        &target,
+        subject.size,
+        subject
+            .digest
+            .sha256_hex()
+            .ok_or_else(|| anyhow!("only sha256 manifests can be signed"))?,
+        &subject.media_type,
+        version,
+        &refs(&signers),
+        now,
+    )?;
+    println!(
+        "signed {target} = {} (signature version {version}, artifact {}) in role {role}",
+        subject.digest, pushed.digest
+    );
+    if !pruned.removed.is_empty() {
+        println!("retention dropped: {}", pruned.removed.join(", "));
+    }
+    Ok(())
+}

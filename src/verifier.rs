@@ -1,0 +1,311 @@
+//! `pullguard verify` and `pullguard bundle`: check an image against a scope's trust data
+//! (from the registry, a plain TUF HTTP server, a directory, or an offline bundle), keeping
+//! the trusted state in a directory.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use pullguard_plugin::bundle::{Bundle, BundledImage};
+use pullguard_plugin::config::Config;
+use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
+use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
+use pullguard_plugin::registry::{ImageRef, Registry, Scope};
+use pullguard_plugin::source::dir::DirSource;
+use pullguard_plugin::source::http::HttpSource;
+use pullguard_plugin::source::oci::OciSource;
+use pullguard_plugin::source::{metadata_file_name, MetadataSource};
+use pullguard_plugin::store::dir::{write_atomic, DirStore};
+use pullguard_plugin::store::TrustStore;
+use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
+use pullguard_plugin::tuf::{Limits, RoleName, Updater};
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// REGISTRY/NAMESPACE/REPO:TAG, optionally @sha256:... (else the tag is resolved in the
+    /// registry, as a pull would).
+    image: String,
+    /// The trust scope, REGISTRY/NAMESPACE.
+    #[arg(long)]
+    scope: String,
+    /// Directory of trusted state for this scope.
+    #[arg(long)]
+    state: PathBuf,
+    /// The scope's initial trust root, needed the first time a state directory is used.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Registry repository of the metadata (default: NAMESPACE/trust).
+    #[arg(long)]
+    trust_repository: Option<String>,
+    /// Read metadata from a plain TUF server (base URL) instead of the registry.
+    #[arg(long, conflicts_with_all = ["metadata_dir", "bundle"])]
+    metadata_url: Option<String>,
+    /// Read metadata from a directory in the standard layout instead of the registry.
+    #[arg(long, conflicts_with = "bundle")]
+    metadata_dir: Option<PathBuf>,
+    /// Read metadata and signatures from an offline bundle.
+    #[arg(long)]
+    bundle: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BundleCommand {
+    /// Collect a scope's current metadata and the signatures of IMAGES into one file.
+    Export {
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        trust_repository: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Verify every image of a bundle offline and keep the result as trusted state.
+    Import {
+        bundle: PathBuf,
+        #[arg(long)]
+        state: PathBuf,
+        #[arg(long)]
+        root: Option<PathBuf>,
+    },
+}
+
+fn open_state(state: &Path, root: Option<&Path>) -> Result<DirStore> {
+    let mut store = DirStore::open(state)?;
+    if store.load(&RoleName::root())?.is_none() {
+        let root = root.ok_or_else(|| {
+            anyhow!(
+                "{} has no trusted root yet: pass the scope's root with --root",
+                state.display()
+            )
+        })?;
+        let bytes = std::fs::read(root).with_context(|| root.display().to_string())?;
+        // Verified (self-signed by a threshold of its keys) on the first refresh.
+        store.persist(&RoleName::root(), 1, &bytes)?;
+        store.clear_clock()?;
+    }
+    Ok(store)
+}
+
+fn report(checked: &Checked) -> bool {
+    let v = &checked.verdict;
+    if v.admitted {
+        println!("ADMIT {}: {}", checked.target_path, v.message);
+    } else {
+        println!(
+            "DENY {} {}: {}",
+            v.reason.as_str(),
+            checked.target_path,
+            v.message
+        );
+    }
+    v.admitted
+}
+
+fn scope_of(s: &str) -> Result<Scope> {
+    s.parse().map_err(|e: String| anyhow!(e))
+}
+
+fn check<S: MetadataSource>(
+    source: S,
+    store: DirStore,
+    signatures: &dyn SignatureSource,
+    scope: &Scope,
+    image: &ImageRef,
+) -> Checked {
+    let mut updater = Updater::new(source, store, Limits::default());
+    verify_image(&mut updater, signatures, scope, image, Utc::now())
+}
+
+/// Verifies one image; `Ok(false)` is a denial (already reported).
+pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
+    let scope = scope_of(&a.scope)?;
+    let mut image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
+    let store = open_state(&a.state, a.root.as_deref())?;
+    if let Some(path) = &a.bundle {
+        let bundle = read_bundle(path)?;
+        if image.digest().is_none() {
+            let found = bundle
+                .images
+                .iter()
+                .find(|i| i.reference == image.to_string())
+                .ok_or_else(|| anyhow!("{image} is not in the bundle; give its digest"))?;
+            image = image.with_digest(found.digest.clone());
+        }
+        return Ok(report(&check(
+            bundle.clone(),
+            store,
+            &bundle,
+            &scope,
+            &image,
+        )));
+    }
+    let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
+    if image.digest().is_none() {
+        let tag = image.tag().unwrap_or_default().to_string();
+        let digest = registry
+            .resolve(image.repository(), &tag, &IMAGE_MEDIA_TYPES)?
+            .ok_or_else(|| anyhow!("{image} does not exist in the registry"))?;
+        image = image.with_digest(digest);
+    }
+    let checked = match (&a.metadata_url, &a.metadata_dir) {
+        (Some(url), _) => {
+            let source =
+                HttpSource::new(url, None, Duration::from_secs(30)).map_err(|e| anyhow!(e))?;
+            check(source, store, registry.as_ref(), &scope, &image)
+        }
+        (None, Some(dir)) => check(
+            DirSource::new(dir, dir.join("targets")),
+            store,
+            registry.as_ref(),
+            &scope,
+            &image,
+        ),
+        (None, None) => {
+            let mut source = OciSource::new(Arc::clone(&registry), scope.clone());
+            if let Some(repo) = &a.trust_repository {
+                source = source.with_trust_repository(repo);
+            }
+            check(source, store, registry.as_ref(), &scope, &image)
+        }
+    };
+    Ok(report(&checked))
+}
+
+fn read_bundle(path: &Path) -> Result<Bundle> {
+    let len = std::fs::metadata(path)
+        .with_context(|| path.display().to_string())?
+        .len();
+    if len > pullguard_plugin::bundle::BUNDLE_MAX {
+        bail!("{}: larger than the bundle limit", path.display());
+    }
+    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    Bundle::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
+    match cmd {
+        BundleCommand::Export {
+            scope,
+            trust_repository,
+            out,
+            images,
+        } => {
+            let scope = scope_of(&scope)?;
+            let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
+            let mut source = OciSource::new(Arc::clone(&registry), scope.clone());
+            if let Some(repo) = &trust_repository {
+                source = source.with_trust_repository(repo);
+            }
+            let bundle = export(&source, &registry, &scope, &images)?;
+            write_atomic(&out, &bundle.to_vec()).with_context(|| out.display().to_string())?;
+            println!(
+                "wrote {}: {} metadata file(s), {} image(s)",
+                out.display(),
+                bundle.metadata.len(),
+                bundle.images.len()
+            );
+            Ok(true)
+        }
+        BundleCommand::Import {
+            bundle,
+            state,
+            root,
+        } => {
+            let b = read_bundle(&bundle)?;
+            let scope = scope_of(&b.scope)?;
+            let mut all_ok = true;
+            for img in &b.images {
+                let image: ImageRef = img.reference.parse().map_err(|e: String| anyhow!(e))?;
+                let image = image.with_digest(img.digest.clone());
+                let store = open_state(&state, root.as_deref())?;
+                all_ok &= report(&check(b.clone(), store, &b, &scope, &image));
+            }
+            // Kept for later offline checks (`verify --bundle STATE/bundle.json`).
+            write_atomic(&state.join("bundle.json"), &b.to_vec())?;
+            Ok(all_ok)
+        }
+    }
+}
+
+/// Reads the current metadata (every root version, then timestamp, snapshot and the targets
+/// roles the snapshot lists) and each image's signatures. Nothing is trusted here: the
+/// importing side verifies it all.
+fn export(
+    source: &OciSource,
+    registry: &Arc<Registry>,
+    scope: &Scope,
+    images: &[String],
+) -> Result<Bundle> {
+    let limits = Limits::default();
+    let mut bundle = Bundle::new(&scope.to_string());
+    let root = RoleName::root();
+    for version in 1..=limits.max_root_rotations + 1 {
+        match source.fetch_metadata(&root, Some(version), limits.root_max) {
+            Ok(bytes) => bundle
+                .add_metadata(&metadata_file_name(&root, Some(version)), bytes)
+                .map_err(|e| anyhow!(e))?,
+            Err(e) if e.is_not_found() => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let ts_bytes = source.fetch_metadata(&RoleName::timestamp(), None, limits.timestamp_max)?;
+    let ts = Envelope::<Timestamp>::from_slice(&ts_bytes).map_err(|e| anyhow!("timestamp: {e}"))?;
+    let snapshot_version = ts.signed.snapshot_meta().version.get();
+    bundle
+        .add_metadata("timestamp.json", ts_bytes)
+        .map_err(|e| anyhow!(e))?;
+    let snap_bytes = source.fetch_metadata(
+        &RoleName::snapshot(),
+        Some(snapshot_version),
+        limits.snapshot_max,
+    )?;
+    let snap =
+        Envelope::<Snapshot>::from_slice(&snap_bytes).map_err(|e| anyhow!("snapshot: {e}"))?;
+    bundle
+        .add_metadata(
+            &metadata_file_name(&RoleName::snapshot(), Some(snapshot_version)),
+            snap_bytes,
+        )
+        .map_err(|e| anyhow!(e))?;
+    for (file, meta) in &snap.signed.meta {
+        let role = RoleName::new(file.trim_end_matches(".json")).map_err(|e| anyhow!(e))?;
+        let v = meta.version.get();
+        let bytes = source.fetch_metadata(&role, Some(v), limits.targets_max)?;
+        bundle
+            .add_metadata(&metadata_file_name(&role, Some(v)), bytes)
+            .map_err(|e| anyhow!(e))?;
+    }
+    for reference in images {
+        let image: ImageRef = reference.parse().map_err(|e: String| anyhow!(e))?;
+        let digest = match image.digest() {
+            Some(d) => d.clone(),
+            None => registry
+                .resolve(
+                    image.repository(),
+                    image.tag().unwrap_or_default(),
+                    &IMAGE_MEDIA_TYPES,
+                )?
+                .ok_or_else(|| anyhow!("{image} does not exist in the registry"))?,
+        };
+        let signatures = registry
+            .signatures(image.repository(), &digest)?
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|b| {
+                String::from_utf8(b).map_err(|_| anyhow!("a signature of {image} is not UTF-8"))
+            })
+            .collect::<Result<Vec<String>>>()?;
+        bundle.images.push(BundledImage {
+            reference: reference.split('@').next().unwrap_or(reference).to_string(),
+            digest,
+            repository: image.repository().to_string(),
+            signatures,
+        });
+    }
+    Ok(bundle)
+}
