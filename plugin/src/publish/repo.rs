@@ -250,12 +250,12 @@ impl Workspace {
         };
         let root = json!({
             "_type": "root", "spec_version": "1.0.31", "version": 1,
-            "expires": "", "consistent_snapshot": true,
+            "expires": "1970-01-01T00:00:00Z", "consistent_snapshot": true,
             "keys": keys, "roles": role_map,
         });
         ws.write_role(&RoleName::root(), root, signers, now)?;
         let targets = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                             "expires": "", "targets": {}});
+                             "expires": "1970-01-01T00:00:00Z", "targets": {}});
         ws.write_role(&RoleName::targets(), targets, signers, now)?;
         ws.snapshot(signers, now)?;
         ws.timestamp(signers, now)?;
@@ -650,7 +650,7 @@ impl Workspace {
         let mut signed = match self.signed_of(role)? {
             Some((_, s)) => s,
             None => json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                           "expires": "", "targets": {}}),
+                           "expires": "1970-01-01T00:00:00Z", "targets": {}}),
         };
         signed["targets"][target] = json!({
             "length": length,
@@ -705,7 +705,7 @@ impl Workspace {
             }
         }
         let signed = json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 1,
-                            "expires": "", "meta": meta});
+                            "expires": "1970-01-01T00:00:00Z", "meta": meta});
         let v = self.write_role(&RoleName::snapshot(), signed, signers, now)?;
         self.save()?;
         Ok(v)
@@ -717,7 +717,7 @@ impl Workspace {
             .current(&RoleName::snapshot())?
             .ok_or_else(|| RepoError::Invalid("there is no snapshot to timestamp".into()))?;
         let signed = json!({"_type": "timestamp", "spec_version": "1.0.31", "version": 1,
-                            "expires": "",
+                            "expires": "1970-01-01T00:00:00Z",
                             "meta": {"snapshot.json": {"version": v, "length": bytes.len(),
                                                        "hashes": {"sha256": sha256_hex(&bytes)}}}});
         let v = self.write_role(&RoleName::timestamp(), signed, signers, now)?;
