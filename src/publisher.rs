@@ -359,9 +359,9 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
     ws.check_consistent()?;
     let (destination, files) = match &a.to_dir {
         Some(out) => {
-            let out = std::fs::canonicalize(out).unwrap_or_else(|_| out.clone());
+            std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
+            let out = std::fs::canonicalize(out).with_context(|| out.display().to_string())?;
             let dest = format!("dir:{}", out.display());
-            std::fs::create_dir_all(&out).with_context(|| out.display().to_string())?;
             (dest, Some(out))
         }
         None => (

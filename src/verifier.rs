@@ -225,8 +225,11 @@ pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
                 let store = open_state(&state, root.as_deref())?;
                 all_ok &= report(&check(b.clone(), store, &b, &scope, &image));
             }
-            // Kept for later offline checks (`verify --bundle STATE/bundle.json`).
-            write_atomic(&state.join("bundle.json"), &b.to_vec())?;
+            // Kept for later offline checks (`verify --bundle STATE/bundle.json`), but only a
+            // bundle whose every image verified.
+            if all_ok {
+                write_atomic(&state.join("bundle.json"), &b.to_vec())?;
+            }
             Ok(all_ok)
         }
     }

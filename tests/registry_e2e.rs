@@ -1,0 +1,510 @@
+//! End to end against a real registry (Debian `docker-registry`, started per test on
+//! 127.0.0.1): a publisher inits a scope, delegates `app` to a team, signs two tags and
+//! publishes; the verifier fetches everything back from the registry and admits. Then each
+//! attack is done to the registry for real and must be denied with its own reason.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::registry::TestRegistry;
+use common::{pullguard, run, tempdir, RunOutput};
+use pullguard_plugin::registry::oci::{
+    Descriptor, ImageIndex, ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_INDEX,
+    MEDIA_TYPE_IMAGE_MANIFEST,
+};
+use pullguard_plugin::registry::Digest;
+
+struct Fixture {
+    registry: TestRegistry,
+    dir: tempfile::TempDir,
+    scope: String,
+}
+
+impl Fixture {
+    /// A registry with images `acme/app:1` and `acme/app:2`, both signed by the `team` role
+    /// (delegated `app:*`) and published.
+    fn published() -> Self {
+        let f = Fixture::empty();
+        for (tag, content) in [("1", "image one"), ("2", "image two")] {
+            f.registry.push_image("acme/app", tag, content);
+        }
+        for k in [
+            "root",
+            "targets",
+            "snapshot",
+            "timestamp",
+            "team",
+            "mallory",
+        ] {
+            f.ok(&["key", "generate", &format!("{k}.key")]);
+        }
+        f.ok(&[
+            "repo",
+            "init",
+            "--scope",
+            &f.scope,
+            "--root-key",
+            "root.key",
+            "--targets-key",
+            "targets.key",
+            "--snapshot-key",
+            "snapshot.key",
+            "--timestamp-key",
+            "timestamp.key",
+        ]);
+        f.ok(&[
+            "repo",
+            "delegate",
+            "--role",
+            "team",
+            "--paths",
+            "app:*",
+            "--key",
+            "team.key.pub",
+            "--signing-key",
+            "targets.key",
+        ]);
+        f.sign_and_publish(&["1", "2"]);
+        f
+    }
+
+    fn empty() -> Self {
+        let registry = TestRegistry::start();
+        let dir = tempdir();
+        let config = format!(
+            r#"{{"registries": {{"{}": {{"plain_http": true}}}}}}"#,
+            registry.host
+        );
+        std::fs::write(dir.path().join("pullguard.json"), config).expect("config");
+        let scope = format!("{}/acme", registry.host);
+        Fixture {
+            registry,
+            dir,
+            scope,
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = pullguard();
+        c.current_dir(self.dir.path())
+            .env("PULLGUARD_CONFIG", self.path("pullguard.json"))
+            .env("DOCKER_CONFIG", self.path("docker"))
+            .args(args);
+        c
+    }
+
+    fn pg(&self, args: &[&str]) -> RunOutput {
+        run(self.cmd(args))
+    }
+
+    fn ok(&self, args: &[&str]) -> RunOutput {
+        let out = self.pg(args);
+        assert_eq!(out.code, Some(0), "{out}\n{}", self.registry.log());
+        out
+    }
+
+    fn image(&self, tag: &str) -> String {
+        format!("{}/acme/app:{tag}", self.registry.host)
+    }
+
+    fn sign_and_publish(&self, tags: &[&str]) {
+        for tag in tags {
+            self.ok(&["sign", &self.image(tag), "--key", "team.key"]);
+        }
+        self.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
+        self.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+        self.ok(&["repo", "publish"]);
+    }
+
+    /// Runs `pullguard verify` with trusted state in `state` (created from root v1).
+    fn verify(&self, tag: &str, state: &str) -> RunOutput {
+        self.pg(&self
+            .verify_args(tag, state)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>())
+    }
+
+    fn verify_args(&self, tag: &str, state: &str) -> Vec<String> {
+        vec![
+            "verify".into(),
+            self.image(tag),
+            "--scope".into(),
+            self.scope.clone(),
+            "--state".into(),
+            state.into(),
+            "--root".into(),
+            "pullguard-repo/metadata/1.root.json".into(),
+        ]
+    }
+
+    fn admitted(&self, tag: &str, state: &str) {
+        let out = self.verify(tag, state);
+        assert_eq!(out.code, Some(0), "{out}");
+        assert!(
+            out.stdout.starts_with(&format!("ADMIT app:{tag}: ")),
+            "{out}"
+        );
+    }
+
+    fn denied(&self, tag: &str, state: &str, reason: &str) -> RunOutput {
+        let out = self.verify(tag, state);
+        assert_eq!(out.code, Some(1), "{out}");
+        assert!(
+            out.stdout
+                .starts_with(&format!("DENY {reason} app:{tag}: ")),
+            "expected a `{reason}` denial\n{out}"
+        );
+        out
+    }
+
+    /// The manifest digest currently tagged `tag` in the trust repository.
+    fn trust_tag(&self, tag: &str) -> Digest {
+        self.registry
+            .client()
+            .resolve("acme/trust", tag, &[MEDIA_TYPE_IMAGE_MANIFEST])
+            .expect("resolve")
+            .expect("tag exists")
+    }
+
+    /// Points `tag` of the trust repository at an older manifest (a replay by the registry).
+    fn retag_trust(&self, tag: &str, manifest: &Digest) {
+        let client = self.registry.client();
+        let m = client
+            .get_manifest(
+                "acme/trust",
+                &manifest.to_string(),
+                &[MEDIA_TYPE_IMAGE_MANIFEST],
+                1 << 20,
+            )
+            .expect("old manifest");
+        client
+            .put_manifest("acme/trust", tag, MEDIA_TYPE_IMAGE_MANIFEST, &m.bytes)
+            .expect("retag");
+    }
+}
+
+fn state_file(dir: &Path, name: &str) -> serde_json::Value {
+    let bytes = std::fs::read(dir.join(name)).expect("state file");
+    serde_json::from_slice(&bytes).expect("json")
+}
+
+#[test]
+fn signed_tags_are_admitted_from_the_registry() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    f.admitted("2", "state");
+    // The trusted state holds what the registry served, at the published versions.
+    let ts = state_file(&f.path("state"), "timestamp.json");
+    assert_eq!(ts["signed"]["version"], 1);
+    let team = state_file(&f.path("state"), "team.json");
+    assert!(team["signed"]["targets"]["app:1"].is_object());
+    // A digest-pinned reference to the signed digest is admitted too.
+    let digest = f
+        .registry
+        .client()
+        .resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST])
+        .expect("resolve")
+        .expect("tag");
+    let out = f.pg(&[
+        "verify",
+        &format!("{}@{digest}", f.image("1")),
+        "--scope",
+        &f.scope,
+        "--state",
+        "state",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    // Unsigned tags and images outside the scope are not.
+    f.registry.push_image("acme/app", "3", "image three");
+    f.denied("3", "state", "unknown_target");
+}
+
+#[test]
+fn a_different_image_under_a_signed_tag_is_rejected() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    // The registry (or whoever can push) points app:1 at another, validly signed image.
+    let client = f.registry.client();
+    let two = client
+        .get_manifest("acme/app", "2", &[MEDIA_TYPE_IMAGE_MANIFEST], 1 << 20)
+        .expect("app:2");
+    client
+        .put_manifest("acme/app", "1", MEDIA_TYPE_IMAGE_MANIFEST, &two.bytes)
+        .expect("retag");
+    let out = f.denied("1", "state", "digest_mismatch");
+    assert!(out.stdout.contains("role team"), "{out}");
+}
+
+#[test]
+fn republished_old_timestamp_and_snapshot_are_rejected() {
+    let f = Fixture::published();
+    let old_timestamp = f.trust_tag("timestamp");
+    f.sign_and_publish(&["2"]);
+    f.admitted("2", "state");
+    // Replay of timestamp v1 after the node has seen v2.
+    f.retag_trust("timestamp", &old_timestamp);
+    let out = f.denied("2", "state", "rollback");
+    assert!(out.stdout.contains("timestamp rollback"), "{out}");
+
+    // A rollback of the snapshot: a new timestamp (validly signed by the online key) that
+    // pins the old snapshot version 1, while the node trusts snapshot 2.
+    let f = Fixture::published();
+    f.sign_and_publish(&["2"]);
+    f.admitted("2", "state");
+    let meta = f.path("pullguard-repo/metadata");
+    std::fs::remove_file(meta.join("2.snapshot.json")).expect("drop snapshot 2 locally");
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    let published = f.pg(&["repo", "publish"]);
+    // The publisher refuses: the snapshot no longer pins the current targets versions.
+    assert_ne!(published.code, Some(0), "{published}");
+    let ts = std::fs::read(meta.join("timestamp.json")).expect("timestamp");
+    f.registry
+        .client()
+        .push_artifact(
+            "acme/trust",
+            Some("timestamp"),
+            pullguard_plugin::registry::oci::ARTIFACT_TUF,
+            &ts,
+            None,
+            None,
+        )
+        .expect("push the forged timestamp");
+    let out = f.denied("2", "state", "rollback");
+    assert!(out.stdout.contains("snapshot"), "{out}");
+}
+
+#[test]
+fn an_expired_timestamp_is_rejected() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    // Nobody re-signs the timestamp (expiry 1 day): two days later the node must refuse.
+    let mut cmd = std::process::Command::new(common::faketime());
+    cmd.current_dir(f.dir.path())
+        .env("PULLGUARD_CONFIG", f.path("pullguard.json"))
+        .arg("-f")
+        .arg("+2d")
+        .arg(env!("CARGO_BIN_EXE_pullguard"))
+        .args(f.verify_args("1", "state"));
+    let out = run(cmd);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .starts_with("DENY expired app:1: timestamp expired"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_key_not_delegated_for_the_repository_is_rejected() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    // Mallory pushes her image under app:1 and a detached signature for it, made with her
+    // own key: she runs pullguard's publisher on a repository of her own for the same scope.
+    f.registry.push_image("acme/app", "1", "mallory's image");
+    let evil = f.path("evil");
+    let evil = evil.to_str().expect("utf-8");
+    f.ok(&[
+        "repo",
+        "init",
+        "--dir",
+        evil,
+        "--scope",
+        &f.scope,
+        "--root-key",
+        "mallory.key",
+        "--targets-key",
+        "mallory.key",
+        "--snapshot-key",
+        "mallory.key",
+        "--timestamp-key",
+        "mallory.key",
+    ]);
+    f.ok(&["sign", &f.image("1"), "--key", "mallory.key", "--dir", evil]);
+    let out = f.denied("1", "state", "not_signed");
+    assert!(out.stdout.contains("not delegated"), "{out}");
+    // Our own publisher refuses to sign with a key that is not delegated.
+    let refused = f.pg(&["sign", &f.image("1"), "--key", "mallory.key"]);
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused.stderr.contains("is delegated for app:1"),
+        "{refused}"
+    );
+}
+
+/// The attached signature artifacts of `digest` (from the tag-schema index: the Debian
+/// registry has no referrers API).
+fn signature_entries(f: &Fixture, digest: &Digest) -> ImageIndex {
+    let client = f.registry.client();
+    let m = client
+        .get_manifest(
+            "acme/app",
+            &digest.referrers_tag(),
+            &[MEDIA_TYPE_IMAGE_INDEX],
+            1 << 20,
+        )
+        .expect("referrers index");
+    serde_json::from_slice(&m.bytes).expect("index")
+}
+
+#[test]
+fn a_tampered_signature_artifact_is_rejected() {
+    let f = Fixture::published();
+    let client = f.registry.client();
+    let digest = client
+        .resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST])
+        .expect("resolve")
+        .expect("tag");
+    let index = signature_entries(&f, &digest);
+    assert_eq!(index.manifests.len(), 1, "{index:?}");
+    let entry = &index.manifests[0];
+    let manifest = client
+        .get_manifest(
+            "acme/app",
+            &entry.digest.to_string(),
+            &[MEDIA_TYPE_IMAGE_MANIFEST],
+            1 << 20,
+        )
+        .expect("signature manifest");
+    let parsed: ImageManifest = serde_json::from_slice(&manifest.bytes).expect("manifest");
+    let doc = client
+        .get_blob("acme/app", &parsed.layers[0].digest, 1 << 20)
+        .expect("signature");
+
+    // On disk: the registry now serves bytes that do not match their digest.
+    let blob = f.registry.blob_path(&parsed.layers[0].digest);
+    let mut on_disk = std::fs::read(&blob).expect("blob on disk");
+    let at = on_disk.len() / 2;
+    on_disk[at] ^= 0x01;
+    std::fs::write(&blob, &on_disk).expect("tamper on disk");
+    let out = f.denied("1", "state", "digest_mismatch");
+    assert!(out.stdout.contains("content digest"), "{out}");
+
+    // Re-pushed: a consistent artifact whose signature bytes were changed replaces the
+    // genuine one in the referrers index.
+    let mut value: serde_json::Value = serde_json::from_slice(&doc).expect("json");
+    let sig = value["signatures"][0]["sig"]
+        .as_str()
+        .expect("sig")
+        .to_string();
+    let flipped = if sig.starts_with('0') {
+        format!("1{}", &sig[1..])
+    } else {
+        format!("0{}", &sig[1..])
+    };
+    value["signatures"][0]["sig"] = flipped.into();
+    let tampered = serde_json::to_vec(&value).expect("json");
+    let subject = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"");
+    let subject = Descriptor {
+        digest: digest.clone(),
+        size: parsed.subject.as_ref().expect("subject").size,
+        ..subject
+    };
+    let pushed = client
+        .push_artifact(
+            "acme/app",
+            None,
+            ARTIFACT_SIGNATURE,
+            &tampered,
+            Some(subject),
+            None,
+        )
+        .expect("push tampered");
+    let mut index = signature_entries(&f, &digest);
+    index.manifests.retain(|d| d.digest == pushed.digest);
+    client
+        .put_manifest(
+            "acme/app",
+            &digest.referrers_tag(),
+            MEDIA_TYPE_IMAGE_INDEX,
+            &index.to_bytes(),
+        )
+        .expect("replace the index");
+    let out = f.denied("1", "state2", "threshold_not_met");
+    assert!(out.stdout.contains("0 of 1 required signatures"), "{out}");
+}
+
+#[test]
+fn metadata_published_to_a_directory_verifies_the_same() {
+    let f = Fixture::published();
+    f.ok(&["repo", "publish", "--to-dir", "served"]);
+    let out = f.pg(&[
+        "verify",
+        &f.image("1"),
+        "--scope",
+        &f.scope,
+        "--state",
+        "state",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+        "--metadata-dir",
+        "served",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let again = f.ok(&["repo", "publish", "--to-dir", "served"]);
+    assert!(again.stdout.contains("nothing to publish"), "{again}");
+}
+
+#[test]
+fn bundles_verify_offline_after_the_registry_is_gone() {
+    let mut f = Fixture::published();
+    f.ok(&[
+        "bundle",
+        "export",
+        "--scope",
+        &f.scope,
+        "--out",
+        "edge.json",
+        &f.image("1"),
+        &f.image("2"),
+    ]);
+    // The registry stops: the edge device has only the bundle and root v1.
+    drop(std::mem::replace(&mut f.registry, TestRegistry::start()));
+    let out = f.ok(&[
+        "bundle",
+        "import",
+        "edge.json",
+        "--state",
+        "edge",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+    ]);
+    assert_eq!(out.stdout.matches("ADMIT").count(), 2, "{out}");
+    // A tampered bundle changes nothing: the trusted state stays at what was verified.
+    let mut bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.path("edge.json")).expect("bundle")).expect("json");
+    let ts = bundle["metadata"]["timestamp.json"]
+        .as_str()
+        .expect("timestamp")
+        .replacen("\"version\": 1", "\"version\": 7", 1);
+    bundle["metadata"]["timestamp.json"] = ts.into();
+    std::fs::write(
+        f.path("bad.json"),
+        serde_json::to_vec(&bundle).expect("json"),
+    )
+    .expect("write");
+    let bad = f.pg(&["bundle", "import", "bad.json", "--state", "edge"]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.stdout.contains("DENY threshold_not_met"), "{bad}");
+    assert_eq!(
+        state_file(&f.path("edge"), "timestamp.json")["signed"]["version"],
+        1
+    );
+    let kept = std::fs::read(f.path("edge/bundle.json")).expect("kept bundle");
+    assert_eq!(
+        kept,
+        std::fs::read(f.path("edge.json")).expect("bundle"),
+        "the bad bundle replaced the good one"
+    );
+    let garbage = f.pg(&["bundle", "import", "pullguard.json", "--state", "edge"]);
+    assert_eq!(garbage.code, Some(1), "{garbage}");
+    assert!(
+        garbage.stderr.contains("not a pullguard bundle"),
+        "{garbage}"
+    );
+}
