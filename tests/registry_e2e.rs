@@ -508,3 +508,57 @@ fn bundles_verify_offline_after_the_registry_is_gone() {
         "{garbage}"
     );
 }
+
+/// Fetches peer tools (Debian packages of a newer suite, unpacked, never installed) with
+/// `scripts/fetch-peers.sh`; returns name → binary path.
+fn peers(names: &[&str]) -> std::collections::BTreeMap<String, PathBuf> {
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg(common::repo_root().join("scripts/fetch-peers.sh")).args(names);
+    let out = run(cmd);
+    assert_eq!(out.code, Some(0), "fetching peer tools failed\n{out}");
+    out.stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+        .collect()
+}
+
+#[test]
+fn cosign_signatures_and_oras_attachments_are_skipped_not_fatal() {
+    let tools = peers(&["oras", "cosign"]);
+    let f = Fixture::published();
+    let client = f.registry.client();
+    let digest = client.resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST]).expect("resolve").expect("tag");
+    let pinned = format!("{}@{digest}", f.image("1"));
+    let peer = |tool: &str, args: &[&str], env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(&tools[tool]);
+        c.current_dir(f.dir.path()).env("HOME", f.dir.path()).args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.stdin(std::process::Stdio::null());
+        let out = run(c);
+        assert_eq!(out.code, Some(0), "{out}");
+    };
+    let pw = [("COSIGN_PASSWORD", "pw")];
+    peer("cosign", &["generate-key-pair"], &pw);
+    // cosign's classic `sha256-<hex>.sig` tag, then its OCI 1.1 referrer (which also lands in
+    // the tag-schema index pullguard reads).
+    let sign = ["sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--yes", &pinned];
+    peer("cosign", &sign, &pw);
+    let mut oci11 = sign.to_vec();
+    oci11.insert(1, "--registry-referrers-mode=oci-1-1");
+    peer("cosign", &oci11, &[("COSIGN_PASSWORD", "pw"), ("COSIGN_EXPERIMENTAL", "1")]);
+    std::fs::write(f.path("sbom.json"), r#"{"sbom": true}"#).expect("sbom");
+    peer("oras", &["attach", "--plain-http", "--artifact-type", "application/vnd.example.sbom.v1+json", &pinned, "sbom.json:application/json"], &[]);
+
+    let index = signature_entries(&f, &digest);
+    let types: Vec<String> = index.manifests.iter().map(|d| d.artifact_type.clone().unwrap_or_default()).collect();
+    assert!(index.manifests.len() >= 3, "expected pullguard, cosign and oras referrers: {types:?}");
+    assert!(types.iter().any(|t| t.contains("cosign")), "{types:?}");
+    assert!(types.iter().any(|t| t.contains("sbom")), "{types:?}");
+    f.admitted("1", "state");
+    let tags = client
+        .get_manifest("acme/app", &format!("{}.sig", digest.referrers_tag()), &[MEDIA_TYPE_IMAGE_MANIFEST], 1 << 20);
+    assert!(tags.is_ok(), "cosign's classic signature tag is there too");
+}
