@@ -513,7 +513,8 @@ fn bundles_verify_offline_after_the_registry_is_gone() {
 /// `scripts/fetch-peers.sh`; returns name → binary path.
 fn peers(names: &[&str]) -> std::collections::BTreeMap<String, PathBuf> {
     let mut cmd = std::process::Command::new("bash");
-    cmd.arg(common::repo_root().join("scripts/fetch-peers.sh")).args(names);
+    cmd.arg(common::repo_root().join("scripts/fetch-peers.sh"))
+        .args(names);
     let out = run(cmd);
     assert_eq!(out.code, Some(0), "fetching peer tools failed\n{out}");
     out.stdout
@@ -528,11 +529,16 @@ fn cosign_signatures_and_oras_attachments_are_skipped_not_fatal() {
     let tools = peers(&["oras", "cosign"]);
     let f = Fixture::published();
     let client = f.registry.client();
-    let digest = client.resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST]).expect("resolve").expect("tag");
+    let digest = client
+        .resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST])
+        .expect("resolve")
+        .expect("tag");
     let pinned = format!("{}@{digest}", f.image("1"));
     let peer = |tool: &str, args: &[&str], env: &[(&str, &str)]| {
         let mut c = std::process::Command::new(&tools[tool]);
-        c.current_dir(f.dir.path()).env("HOME", f.dir.path()).args(args);
+        c.current_dir(f.dir.path())
+            .env("HOME", f.dir.path())
+            .args(args);
         for (k, v) in env {
             c.env(k, v);
         }
@@ -544,21 +550,273 @@ fn cosign_signatures_and_oras_attachments_are_skipped_not_fatal() {
     peer("cosign", &["generate-key-pair"], &pw);
     // cosign's classic `sha256-<hex>.sig` tag, then its OCI 1.1 referrer (which also lands in
     // the tag-schema index pullguard reads).
-    let sign = ["sign", "--key", "cosign.key", "--tlog-upload=false", "--allow-http-registry", "--yes", &pinned];
+    let sign = [
+        "sign",
+        "--key",
+        "cosign.key",
+        "--tlog-upload=false",
+        "--allow-http-registry",
+        "--yes",
+        &pinned,
+    ];
     peer("cosign", &sign, &pw);
     let mut oci11 = sign.to_vec();
     oci11.insert(1, "--registry-referrers-mode=oci-1-1");
-    peer("cosign", &oci11, &[("COSIGN_PASSWORD", "pw"), ("COSIGN_EXPERIMENTAL", "1")]);
+    peer(
+        "cosign",
+        &oci11,
+        &[("COSIGN_PASSWORD", "pw"), ("COSIGN_EXPERIMENTAL", "1")],
+    );
     std::fs::write(f.path("sbom.json"), r#"{"sbom": true}"#).expect("sbom");
-    peer("oras", &["attach", "--plain-http", "--artifact-type", "application/vnd.example.sbom.v1+json", &pinned, "sbom.json:application/json"], &[]);
+    peer(
+        "oras",
+        &[
+            "attach",
+            "--plain-http",
+            "--artifact-type",
+            "application/vnd.example.sbom.v1+json",
+            &pinned,
+            "sbom.json:application/json",
+        ],
+        &[],
+    );
 
     let index = signature_entries(&f, &digest);
-    let types: Vec<String> = index.manifests.iter().map(|d| d.artifact_type.clone().unwrap_or_default()).collect();
-    assert!(index.manifests.len() >= 3, "expected pullguard, cosign and oras referrers: {types:?}");
+    let types: Vec<String> = index
+        .manifests
+        .iter()
+        .map(|d| d.artifact_type.clone().unwrap_or_default())
+        .collect();
+    assert!(
+        index.manifests.len() >= 3,
+        "expected pullguard, cosign and oras referrers: {types:?}"
+    );
     assert!(types.iter().any(|t| t.contains("cosign")), "{types:?}");
     assert!(types.iter().any(|t| t.contains("sbom")), "{types:?}");
     f.admitted("1", "state");
-    let tags = client
-        .get_manifest("acme/app", &format!("{}.sig", digest.referrers_tag()), &[MEDIA_TYPE_IMAGE_MANIFEST], 1 << 20);
+    let tags = client.get_manifest(
+        "acme/app",
+        &format!("{}.sig", digest.referrers_tag()),
+        &[MEDIA_TYPE_IMAGE_MANIFEST],
+        1 << 20,
+    );
     assert!(tags.is_ok(), "cosign's classic signature tag is there too");
+}
+
+/// A registry over HTTPS with a private CA and htpasswd (basic) authentication: pullguard
+/// needs the CA in its config and the credentials from a Docker-style `config.json`.
+#[test]
+fn https_with_a_private_ca_and_basic_auth() {
+    let dir = tempdir();
+    let d = dir.path().to_path_buf();
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    std::fs::write(
+        d.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    for args in [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "2",
+                "-subj",
+                "/CN=pullguard test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=127.0.0.1",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "cert.pem",
+        ],
+    ] {
+        let mut c = std::process::Command::new("openssl");
+        c.current_dir(&d).args(&args);
+        let out = run(c);
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let hash = run({
+        let mut c = std::process::Command::new("python3");
+        c.args(["-W", "ignore", "-c", "import crypt; print(crypt.crypt('s3cret', crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16)))"]);
+        c
+    });
+    assert_eq!(hash.code, Some(0), "{hash}");
+    std::fs::write(
+        d.join("htpasswd"),
+        format!("alice:{}\n", hash.stdout.trim()),
+    )
+    .expect("htpasswd");
+    let auth = format!(
+        "auth:\n  htpasswd:\n    realm: pullguard-test\n    path: {}/htpasswd\n",
+        d.display()
+    );
+    let registry = TestRegistry::start_in(dir, &auth, true);
+    let ca = registry.dir.path().join("ca.pem");
+
+    let work = tempdir();
+    let w = work.path();
+    let pg = |args: &[&str]| {
+        let mut c = pullguard();
+        c.current_dir(w)
+            .env("PULLGUARD_CONFIG", w.join("pullguard.json"))
+            .env("DOCKER_CONFIG", w.join("docker"))
+            .args(args);
+        run(c)
+    };
+    std::fs::write(w.join("pullguard.json"), "{}").expect("config");
+    for k in ["root", "targets", "snapshot", "timestamp"] {
+        assert_eq!(pg(&["key", "generate", &format!("{k}.key")]).code, Some(0));
+    }
+    let scope = format!("{}/acme", registry.host);
+    let init = pg(&[
+        "repo",
+        "init",
+        "--scope",
+        &scope,
+        "--root-key",
+        "root.key",
+        "--targets-key",
+        "targets.key",
+        "--snapshot-key",
+        "snapshot.key",
+        "--timestamp-key",
+        "timestamp.key",
+    ]);
+    assert_eq!(init.code, Some(0), "{init}");
+
+    // No CA configured: the system roots do not know this certificate.
+    let out = pg(&["repo", "publish"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("unreachable") && out.stderr.to_lowercase().contains("certificate"),
+        "{out}"
+    );
+
+    // The CA, but no credentials: unauthorised, and said so.
+    let config = format!(
+        r#"{{"registries": {{"{}": {{"ca_file": "{}"}}}}}}"#,
+        registry.host,
+        ca.display()
+    );
+    std::fs::write(w.join("pullguard.json"), config).expect("config");
+    let out = pg(&["repo", "publish"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stderr.contains("unauthorised") && out.stderr.contains("none are configured"),
+        "{out}"
+    );
+
+    // Credentials in a Docker-style config.json: publishing and verifying work.
+    std::fs::create_dir_all(w.join("docker")).expect("docker dir");
+    let auth = base64_encode(b"alice:s3cret");
+    std::fs::write(
+        w.join("docker/config.json"),
+        format!(
+            r#"{{"auths": {{"{}": {{"auth": "{auth}"}}}}}}"#,
+            registry.host
+        ),
+    )
+    .expect("docker config");
+    let client = pullguard_plugin::registry::Registry::new(
+        &registry.host,
+        &pullguard_plugin::registry::RegistryConfig {
+            ca_file: Some(ca.clone()),
+            ..Default::default()
+        },
+        Some(&w.join("docker/config.json")),
+    )
+    .expect("client");
+    common::registry::push_image(&client, "acme/app", "1", "secured image");
+    let out = pg(&["repo", "publish"]);
+    assert_eq!(out.code, Some(0), "{out}\n{}", registry.log());
+    let out = pg(&[
+        "sign",
+        &format!("{}/acme/app:1", registry.host),
+        "--key",
+        "targets.key",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    for step in [
+        &["repo", "snapshot", "--key", "snapshot.key"][..],
+        &["repo", "timestamp", "--key", "timestamp.key"],
+        &["repo", "publish"],
+    ] {
+        let out = pg(step);
+        assert_eq!(out.code, Some(0), "{out}");
+    }
+    let out = pg(&[
+        "verify",
+        &format!("{}/acme/app:1", registry.host),
+        "--scope",
+        &scope,
+        "--state",
+        "state",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains("signed (version 1) by role targets"),
+        "{out}"
+    );
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }

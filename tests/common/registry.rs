@@ -119,7 +119,7 @@ impl TestRegistry {
     pub fn client(&self) -> Arc<Registry> {
         let config = RegistryConfig {
             plain_http: !self.tls,
-            ca_file: self.tls.then(|| self.dir.path().join("cert.pem")),
+            ca_file: self.tls.then(|| self.dir.path().join("ca.pem")),
             ..Default::default()
         };
         Arc::new(Registry::new(&self.host, &config, None).expect("registry client"))

@@ -927,3 +927,291 @@ fn filter_type(descriptors: Vec<Descriptor>, artifact_type: Option<&str>) -> Vec
 pub fn artifact_manifest_digest(artifact_type: &str, content: &[u8]) -> Digest {
     Digest::sha256_of(&ImageManifest::artifact(artifact_type, content, None).to_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Fault injection against an in-process fake registry (the real registry is exercised
+    //! by the end-to-end tests): the token flow, rate limits, oversized and wrong-digest
+    //! answers.
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::Arc;
+
+    struct Req {
+        path: String,
+        auth: Option<String>,
+    }
+
+    type Handler = dyn Fn(&Req, &str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
+
+    /// Serves each connection with `handler(request, own address)`, one request per
+    /// connection; returns the address and the log of `METHOD path` lines.
+    fn fake(handler: Arc<Handler>) -> (String, Arc<Mutex<Vec<String>>>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (log2, addr2) = (Arc::clone(&log), addr.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut first = String::new();
+                if reader.read_line(&mut first).is_err() {
+                    continue;
+                }
+                let mut parts = first.split_whitespace();
+                let method = parts.next().unwrap_or_default().to_string();
+                let path = parts.next().unwrap_or_default().to_string();
+                let mut auth = None;
+                let mut content_length = 0usize;
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    let lower = line.to_ascii_lowercase();
+                    if lower.starts_with("authorization:") {
+                        auth = Some(line[14..].trim().to_string());
+                    }
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        content_length = v.trim().parse().unwrap_or(0);
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0u8; content_length];
+                let _ = std::io::Read::read_exact(&mut reader, &mut body);
+                log2.lock().expect("log").push(format!("{method} {path}"));
+                let req = Req { path, auth };
+                let (status, headers, body) = handler(&req, &addr2);
+                let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
+                if !headers.iter().any(|(k, _)| k == "Content-Length") {
+                    head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+                }
+                for (k, v) in headers {
+                    head.push_str(&format!("{k}: {v}\r\n"));
+                }
+                head.push_str("\r\n");
+                let mut stream = stream;
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        (addr, log)
+    }
+
+    fn client(addr: &str, creds: Option<(&str, &str)>) -> Registry {
+        let config = RegistryConfig {
+            plain_http: true,
+            username: creds.map(|c| c.0.to_string()),
+            password: creds.map(|c| c.1.to_string()),
+            timeout_secs: Some(5),
+            ..Default::default()
+        };
+        Registry::new(addr, &config, None).expect("client")
+    }
+
+    const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+
+    fn ok_manifest(digest_header: Option<String>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        let digest = digest_header.unwrap_or_else(|| Digest::sha256_of(MANIFEST).to_string());
+        (
+            200,
+            vec![
+                ("Content-Type".into(), MEDIA_TYPE_IMAGE_MANIFEST.into()),
+                ("Docker-Content-Digest".into(), digest),
+            ],
+            MANIFEST.to_vec(),
+        )
+    }
+
+    #[test]
+    fn bearer_token_flow_with_basic_credentials_and_cache() {
+        let handler: Arc<Handler> = Arc::new(|req: &Req, addr: &str| {
+            if req.path.starts_with("/token?") {
+                let expected = Credentials {
+                    username: "alice".into(),
+                    password: "pw".into(),
+                }
+                .basic_header();
+                if req.auth.as_deref() != Some(expected.as_str()) {
+                    return (
+                        401,
+                        vec![],
+                        br#"{"errors":[{"code":"UNAUTHORIZED","message":"bad password"}]}"#
+                            .to_vec(),
+                    );
+                }
+                assert!(
+                    req.path.contains("scope=repository%3Aacme%2Fapp%3Apull"),
+                    "{}",
+                    req.path
+                );
+                return (
+                    200,
+                    vec![],
+                    br#"{"token":"tok123","expires_in":300}"#.to_vec(),
+                );
+            }
+            if req.auth.as_deref() == Some("Bearer tok123") {
+                return ok_manifest(None);
+            }
+            let challenge = format!(
+                r#"Bearer realm="http://{addr}/token",service="fake",scope="repository:acme/app:pull""#
+            );
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge)],
+                Vec::new(),
+            )
+        });
+        let (addr, log) = fake(handler);
+        let c = client(&addr, Some(("alice", "pw")));
+        let m = c
+            .get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect("manifest");
+        assert_eq!(m.digest, Digest::sha256_of(MANIFEST));
+        c.get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect("again");
+        let tokens = log
+            .lock()
+            .expect("log")
+            .iter()
+            .filter(|l| l.contains("/token"))
+            .count();
+        assert_eq!(
+            tokens,
+            1,
+            "the token is cached: {:?}",
+            log.lock().expect("log")
+        );
+
+        let wrong = client(&addr, Some(("alice", "nope")));
+        let err = wrong
+            .get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect_err("refused");
+        assert!(matches!(err.kind, ErrorKind::Unauthorized { .. }), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&addr)
+                && text.contains("GET /v2/acme/app/manifests/1")
+                && text.contains("bad password"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn basic_challenge_without_credentials_is_unauthorised() {
+        let handler: Arc<Handler> = Arc::new(|_: &Req, _: &str| {
+            (
+                401,
+                vec![("WWW-Authenticate".into(), r#"Basic realm="r""#.into())],
+                Vec::new(),
+            )
+        });
+        let (addr, _) = fake(handler);
+        let err = client(&addr, None).ping().expect_err("no credentials");
+        assert!(err.to_string().contains("none are configured"), "{err}");
+    }
+
+    #[test]
+    fn rate_limits_are_honoured() {
+        let hits = Arc::new(Mutex::new(0));
+        let hits2 = Arc::clone(&hits);
+        let handler: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
+            if req.path.contains("/long/") {
+                return (429, vec![("Retry-After".into(), "120".into())], Vec::new());
+            }
+            let mut n = hits2.lock().expect("hits");
+            *n += 1;
+            if *n == 1 {
+                (429, vec![("Retry-After".into(), "1".into())], Vec::new())
+            } else {
+                ok_manifest(None)
+            }
+        });
+        let (addr, _) = fake(handler);
+        let c = client(&addr, None);
+        let started = Instant::now();
+        c.get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect("after one retry");
+        assert!(
+            started.elapsed() >= Duration::from_millis(900),
+            "Retry-After was not waited for"
+        );
+        let err = c
+            .get_manifest("acme/long/x", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect_err("limited");
+        assert_eq!(
+            err.kind,
+            ErrorKind::RateLimited {
+                retry_after: Some(Duration::from_secs(120))
+            }
+        );
+        assert!(
+            err.to_string().contains("rate-limited (retry after 120 s)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn oversized_and_wrong_digest_answers_are_refused() {
+        let handler: Arc<Handler> = Arc::new(|req: &Req, _: &str| match req.path.as_str() {
+            p if p.ends_with("/declared-huge") => (
+                200,
+                vec![("Content-Length".into(), "5000000".into())],
+                Vec::new(),
+            ),
+            p if p.ends_with("/wrong-header") => {
+                ok_manifest(Some(Digest::sha256_of(b"other").to_string()))
+            }
+            p if p.ends_with("/missing") => (
+                404,
+                vec![],
+                br#"{"errors":[{"code":"MANIFEST_UNKNOWN"}]}"#.to_vec(),
+            ),
+            p if p.ends_with("/busy") => (503, vec![], b"maintenance".to_vec()),
+            _ => ok_manifest(None),
+        });
+        let (addr, log) = fake(handler);
+        let c = client(&addr, None);
+        let get = |r: &str, max| c.get_manifest("acme/app", r, &[MEDIA_TYPE_IMAGE_MANIFEST], max);
+        assert_eq!(
+            get("declared-huge", 4096).expect_err("huge").kind,
+            ErrorKind::TooLarge { limit: 4096 }
+        );
+        assert_eq!(
+            get("1", 10).expect_err("over the cap").kind,
+            ErrorKind::TooLarge { limit: 10 }
+        );
+        assert!(matches!(
+            get("wrong-header", 4096).expect_err("header").kind,
+            ErrorKind::DigestMismatch { .. }
+        ));
+        let other = Digest::sha256_of(b"something else").to_string();
+        assert!(matches!(
+            get(&other, 4096).expect_err("content").kind,
+            ErrorKind::DigestMismatch { .. }
+        ));
+        assert!(get("missing", 4096).expect_err("404").is_not_found());
+        let busy = get("busy", 4096).expect_err("503");
+        assert_eq!(
+            busy.kind,
+            ErrorKind::Status {
+                status: 503,
+                detail: "maintenance".into()
+            }
+        );
+        assert!(log
+            .lock()
+            .expect("log")
+            .iter()
+            .all(|l| l.starts_with("GET /v2/acme/app/manifests/")));
+
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("bind")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let down = client(&format!("127.0.0.1:{port}"), None)
+            .ping()
+            .expect_err("nobody there");
+        assert!(matches!(down.kind, ErrorKind::Unreachable { .. }), "{down}");
+    }
+}
