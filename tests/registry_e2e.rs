@@ -392,11 +392,9 @@ fn a_tampered_signature_artifact_is_rejected() {
         .as_str()
         .expect("sig")
         .to_string();
-    let flipped = if sig.starts_with('0') {
-        format!("1{}", &sig[1..])
-    } else {
-        format!("0{}", &sig[1..])
-    };
+    // Flip the first hex digit of the signature.
+    let first = if sig.starts_with('0') { "1" } else { "0" };
+    let flipped = format!("{first}{}", sig.get(1..).unwrap_or_default());
     value["signatures"][0]["sig"] = flipped.into();
     let tampered = serde_json::to_vec(&value).expect("json");
     let subject = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"");

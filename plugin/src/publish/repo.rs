@@ -991,6 +991,9 @@ fn prune_unused_keys(root: &mut Value) {
     }
 }
 
+/// When a target was signed (if known) and its path.
+type SignedTarget = (Option<DateTime<Utc>>, String);
+
 /// Keeps the newest `keep` targets per repository and drops those signed before
 /// `now - max_age`. Targets without `signedAt` count as oldest.
 fn apply_retention(
@@ -1025,7 +1028,7 @@ fn apply_retention(
         }
     }
     if let Some(keep) = retention.keep {
-        let mut by_repo: BTreeMap<String, Vec<(Option<DateTime<Utc>>, String)>> = BTreeMap::new();
+        let mut by_repo: BTreeMap<String, Vec<SignedTarget>> = BTreeMap::new();
         for (path, v) in targets.iter() {
             let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
             by_repo
