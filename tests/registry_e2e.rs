@@ -113,8 +113,12 @@ impl Fixture {
     }
 
     fn sign_and_publish(&self, tags: &[&str]) {
+        self.sign_and_publish_with("team.key", tags);
+    }
+
+    fn sign_and_publish_with(&self, key: &str, tags: &[&str]) {
         for tag in tags {
-            self.ok(&["sign", &self.image(tag), "--key", "team.key"]);
+            self.ok(&["sign", &self.image(tag), "--key", key]);
         }
         self.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
         self.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
@@ -817,4 +821,63 @@ fn base64_encode(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+#[test]
+fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    for k in ["root2", "team2"] {
+        f.ok(&["key", "generate", &format!("{k}.key")]);
+    }
+    f.ok(&[
+        "repo",
+        "rotate",
+        "--role",
+        "root",
+        "--new-key",
+        "root2.key",
+        "--signing-key",
+        "root.key",
+    ]);
+    f.ok(&[
+        "repo",
+        "rotate",
+        "--role",
+        "team",
+        "--new-key",
+        "team2.key",
+        "--signing-key",
+        "targets.key",
+    ]);
+    // The old team key is no longer delegated; the new one signs.
+    let old = f.pg(&["sign", &f.image("2"), "--key", "team.key"]);
+    assert_eq!(old.code, Some(1), "{old}");
+    f.ok(&["sign", &f.image("2"), "--key", "team2.key"]);
+    f.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    f.ok(&["repo", "publish"]);
+    // A node that trusted root v1 follows the chain to v2 and accepts the re-signed role.
+    f.admitted("2", "state");
+    assert_eq!(
+        state_file(&f.path("state"), "root.json")["signed"]["version"],
+        2
+    );
+    // app:1's signature was made with the retired key: it no longer counts until re-signed.
+    f.denied("1", "state", "not_signed");
+    f.sign_and_publish_with("team2.key", &["1"]);
+    f.admitted("1", "state");
+    // A root signed only by the new key (not by a threshold of the old one) is refused.
+    let bad = f.pg(&[
+        "repo",
+        "rotate",
+        "--role",
+        "root",
+        "--new-key",
+        "root.key",
+        "--signing-key",
+        "team.key",
+    ]);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(bad.stderr.contains("root"), "{bad}");
 }
