@@ -1214,4 +1214,65 @@ mod tests {
             .expect_err("nobody there");
         assert!(matches!(down.kind, ErrorKind::Unreachable { .. }), "{down}");
     }
+
+    fn index_of(types: &[&str]) -> Vec<u8> {
+        let mut index = ImageIndex::empty();
+        for (i, t) in types.iter().enumerate() {
+            let mut d = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, format!("m{i}{t}").as_bytes());
+            d.artifact_type = Some(t.to_string());
+            index.manifests.push(d);
+        }
+        index.to_bytes()
+    }
+
+    #[test]
+    fn referrers_api_pages_are_followed_and_filtered() {
+        let handler: Arc<Handler> = Arc::new(|req: &Req, _: &str| {
+            let index = vec![("Content-Type".to_string(), MEDIA_TYPE_IMAGE_INDEX.to_string())];
+            if req.path.contains("last=page1") {
+                return (200, index, index_of(&["b/sig", "c/sbom"]));
+            }
+            assert!(req.path.contains("artifactType=b%2Fsig"), "{}", req.path);
+            let mut headers = index;
+            headers.push(("Link".into(), "</v2/acme/app/referrers/x?last=page1>; rel=\"next\"".into()));
+            (200, headers, index_of(&["b/sig", "a/other"]))
+        });
+        let (addr, log) = fake(handler);
+        let subject = Digest::sha256_of(b"image");
+        let (found, via) = client(&addr, None)
+            .referrers("acme/app", &subject, Some("b/sig"))
+            .expect("referrers");
+        assert_eq!(via, ReferrersVia::Api);
+        assert_eq!(found.len(), 2, "two `b/sig` entries over two pages: {found:?}");
+        assert_eq!(log.lock().expect("log").len(), 2);
+    }
+
+    #[test]
+    fn without_the_referrers_api_the_tag_schema_is_read() {
+        let subject = Digest::sha256_of(b"image");
+        let tag = subject.referrers_tag();
+        let handler: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
+            if req.path.contains("/referrers/") {
+                return (404, vec![], b"404 page not found".to_vec());
+            }
+            if req.path.ends_with(&format!("/manifests/{tag}")) {
+                let body = index_of(&["b/sig"]);
+                let headers = vec![
+                    ("Content-Type".to_string(), MEDIA_TYPE_IMAGE_INDEX.to_string()),
+                    ("Docker-Content-Digest".to_string(), Digest::sha256_of(&body).to_string()),
+                ];
+                return (200, headers, body);
+            }
+            (404, vec![], Vec::new())
+        });
+        let (addr, _) = fake(handler);
+        let c = client(&addr, None);
+        let (found, via) = c.referrers("acme/app", &subject, None).expect("fallback");
+        assert_eq!(via, ReferrersVia::TagSchema);
+        assert_eq!(found.len(), 1);
+        let (none, _) = c
+            .referrers("acme/app", &Digest::sha256_of(b"unsigned"), None)
+            .expect("no index yet");
+        assert!(none.is_empty());
+    }
 }
