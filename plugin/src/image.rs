@@ -292,3 +292,133 @@ fn failure_rank(r: ReasonCode) -> u8 {
         _ => 7,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The signature policy on a repository written by the publisher's own code, read from
+    //! a directory; signatures are handed in directly.
+    use super::*;
+    use crate::publish::repo::{Expiries, Retention, RoleKeys, Workspace};
+    use crate::registry::oci::Descriptor;
+    use crate::source::dir::DirSource;
+    use crate::store::dir::DirStore;
+    use crate::tuf::names::RoleName;
+    use crate::tuf::signing::SigningKey;
+    use crate::tuf::Limits;
+
+    struct Given(Vec<SignatureRead>);
+    impl SignatureSource for Given {
+        fn signatures(&self, _: &str, _: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
+            Ok(self.0.clone())
+        }
+    }
+
+    struct Repo {
+        dir: tempfile::TempDir,
+        ws: Workspace,
+        keys: Vec<SigningKey>,
+        subject: Descriptor,
+        scope: Scope,
+    }
+
+    impl Repo {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let keys: Vec<SigningKey> = (1..=4).map(|i| SigningKey::ed25519_from_seed([i; 32])).collect();
+            let signers: Vec<&SigningKey> = keys.iter().collect();
+            let role = |i: usize| RoleKeys { keys: vec![keys[i].public()], threshold: 1 };
+            let scope: Scope = "127.0.0.1:5000/acme".parse().expect("scope");
+            let now = Utc::now();
+            let mut ws = Workspace::init(
+                &dir.path().join("repo"),
+                &scope,
+                None,
+                [("root", role(0)), ("targets", role(1)), ("snapshot", role(2)), ("timestamp", role(3))],
+                Expiries::default(),
+                Retention::default(),
+                &signers,
+                now,
+            )
+            .expect("init");
+            let subject = Descriptor::new(crate::registry::oci::MEDIA_TYPE_IMAGE_MANIFEST, b"the manifest");
+            let hex = subject.digest.sha256_hex().expect("sha256").to_string();
+            ws.set_target(&RoleName::targets(), "app:1", subject.size, &hex, &subject.media_type, 1, &signers, now)
+                .expect("target");
+            ws.snapshot(&signers, now).expect("snapshot");
+            ws.timestamp(&signers, now).expect("timestamp");
+            Repo { dir, ws, keys, subject, scope }
+        }
+
+        fn signature(&self, tag: &str, version: u64, subject: &Descriptor, signed_at: DateTime<Utc>) -> SignatureRead {
+            Ok(self
+                .ws
+                .signature_document("app", &[tag], subject, version, &[&self.keys[1]], signed_at)
+                .expect("signature"))
+        }
+
+        fn check(&self, given: Vec<SignatureRead>) -> Checked {
+            let state = self.dir.path().join("state");
+            let mut store = DirStore::open(&state).expect("store");
+            if store.load(&RoleName::root()).expect("load").is_none() {
+                let root = std::fs::read(self.ws.metadata_dir().join("1.root.json")).expect("root");
+                store.persist(&RoleName::root(), 1, &root).expect("persist");
+            }
+            let source = DirSource::new(self.ws.metadata_dir(), self.dir.path().join("none"));
+            let mut updater = Updater::new(source, store, Limits::default());
+            let image: ImageRef = format!("127.0.0.1:5000/acme/app:1@{}", self.subject.digest).parse().expect("ref");
+            verify_image(&mut updater, &Given(given), &self.scope, &image, Utc::now())
+        }
+    }
+
+    fn reason(c: &Checked) -> ReasonCode {
+        c.verdict.reason
+    }
+
+    #[test]
+    fn newest_signature_wins_and_older_ones_are_a_rollback() {
+        let r = Repo::new();
+        let now = Utc::now();
+        let v1 = r.signature("1", 1, &r.subject, now);
+        let v2 = r.signature("1", 2, &r.subject, now);
+        let first = r.check(vec![v1.clone()]);
+        assert!(first.verdict.admitted, "{:?}", first.verdict);
+        let second = r.check(vec![v1.clone(), v2]);
+        assert_eq!(second.signature_version, Some(2), "{:?}", second.verdict);
+        let replay = r.check(vec![v1]);
+        assert_eq!(reason(&replay), ReasonCode::Rollback, "{:?}", replay.verdict);
+    }
+
+    #[test]
+    fn each_bad_signature_has_its_reason() {
+        let r = Repo::new();
+        let now = Utc::now();
+        let expired = r.signature("1", 1, &r.subject, now - chrono::Duration::days(100));
+        assert_eq!(reason(&r.check(vec![expired])), ReasonCode::Expired);
+        let mut bigger = r.subject.clone();
+        bigger.size += 1;
+        let wrong_size = r.signature("1", 1, &bigger, now);
+        assert_eq!(reason(&r.check(vec![wrong_size])), ReasonCode::LengthMismatch);
+        assert_eq!(reason(&r.check(vec![Ok(b"{not json".to_vec())])), ReasonCode::Malformed);
+        let unreadable = Err((ReasonCode::DigestMismatch, "blob corrupt".to_string()));
+        assert_eq!(reason(&r.check(vec![unreadable])), ReasonCode::DigestMismatch);
+        // A signature of another tag of the same image says nothing about app:1.
+        let other_tag = r.signature("2", 1, &r.subject, now);
+        assert_eq!(reason(&r.check(vec![other_tag])), ReasonCode::NotSigned);
+        assert_eq!(reason(&r.check(Vec::new())), ReasonCode::NotSigned);
+        // Nothing above was recorded as accepted.
+        let good = r.check(vec![r.signature("1", 1, &r.subject, now)]);
+        assert!(good.verdict.admitted, "{:?}", good.verdict);
+    }
+
+    #[test]
+    fn images_outside_the_scope_or_without_a_digest_are_invalid_requests() {
+        let r = Repo::new();
+        let store = DirStore::open(r.dir.path().join("s2")).expect("store");
+        let mut updater = Updater::new(DirSource::new(r.ws.metadata_dir(), r.dir.path()), store, Limits::default());
+        for image in ["127.0.0.1:5000/other/app:1", "127.0.0.1:5000/acme/app:1"] {
+            let image: ImageRef = image.parse().expect("ref");
+            let c = verify_image(&mut updater, &Given(Vec::new()), &r.scope, &image, Utc::now());
+            assert_eq!(c.verdict.reason, ReasonCode::InvalidRequest, "{:?}", c.verdict);
+        }
+    }
+}
