@@ -324,32 +324,66 @@ mod tests {
     impl Repo {
         fn new() -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
-            let keys: Vec<SigningKey> = (1..=4).map(|i| SigningKey::ed25519_from_seed([i; 32])).collect();
+            let keys: Vec<SigningKey> = (1..=4)
+                .map(|i| SigningKey::ed25519_from_seed([i; 32]))
+                .collect();
             let signers: Vec<&SigningKey> = keys.iter().collect();
-            let role = |i: usize| RoleKeys { keys: vec![keys[i].public()], threshold: 1 };
+            let role = |i: usize| RoleKeys {
+                keys: vec![keys[i].public()],
+                threshold: 1,
+            };
             let scope: Scope = "127.0.0.1:5000/acme".parse().expect("scope");
             let now = Utc::now();
             let mut ws = Workspace::init(
                 &dir.path().join("repo"),
                 &scope,
                 None,
-                [("root", role(0)), ("targets", role(1)), ("snapshot", role(2)), ("timestamp", role(3))],
+                [
+                    ("root", role(0)),
+                    ("targets", role(1)),
+                    ("snapshot", role(2)),
+                    ("timestamp", role(3)),
+                ],
                 Expiries::default(),
                 Retention::default(),
                 &signers,
                 now,
             )
             .expect("init");
-            let subject = Descriptor::new(crate::registry::oci::MEDIA_TYPE_IMAGE_MANIFEST, b"the manifest");
+            let subject = Descriptor::new(
+                crate::registry::oci::MEDIA_TYPE_IMAGE_MANIFEST,
+                b"the manifest",
+            );
             let hex = subject.digest.sha256_hex().expect("sha256").to_string();
-            ws.set_target(&RoleName::targets(), "app:1", subject.size, &hex, &subject.media_type, 1, &signers, now)
-                .expect("target");
+            ws.set_target(
+                &RoleName::targets(),
+                "app:1",
+                subject.size,
+                &hex,
+                &subject.media_type,
+                1,
+                &signers,
+                now,
+            )
+            .expect("target");
             ws.snapshot(&signers, now).expect("snapshot");
             ws.timestamp(&signers, now).expect("timestamp");
-            Repo { dir, ws, keys, subject, scope }
+            Repo {
+                dir,
+                ws,
+                keys,
+                subject,
+                scope,
+            }
         }
 
-        fn signature(&self, tag: &str, version: u64, subject: &Descriptor, signed_at: DateTime<Utc>) -> SignatureRead {
+        fn signature(
+            &self,
+            tag: &str,
+            version: u64,
+            subject: &Descriptor,
+            signed_at: DateTime<Utc>,
+        ) -> SignatureRead {
             Ok(self
                 .ws
                 .signature_document("app", &[tag], subject, version, &[&self.keys[1]], signed_at)
@@ -365,7 +399,9 @@ mod tests {
             }
             let source = DirSource::new(self.ws.metadata_dir(), self.dir.path().join("none"));
             let mut updater = Updater::new(source, store, Limits::default());
-            let image: ImageRef = format!("127.0.0.1:5000/acme/app:1@{}", self.subject.digest).parse().expect("ref");
+            let image: ImageRef = format!("127.0.0.1:5000/acme/app:1@{}", self.subject.digest)
+                .parse()
+                .expect("ref");
             verify_image(&mut updater, &Given(given), &self.scope, &image, Utc::now())
         }
     }
@@ -385,7 +421,12 @@ mod tests {
         let second = r.check(vec![v1.clone(), v2]);
         assert_eq!(second.signature_version, Some(2), "{:?}", second.verdict);
         let replay = r.check(vec![v1]);
-        assert_eq!(reason(&replay), ReasonCode::Rollback, "{:?}", replay.verdict);
+        assert_eq!(
+            reason(&replay),
+            ReasonCode::Rollback,
+            "{:?}",
+            replay.verdict
+        );
     }
 
     #[test]
@@ -397,10 +438,19 @@ mod tests {
         let mut bigger = r.subject.clone();
         bigger.size += 1;
         let wrong_size = r.signature("1", 1, &bigger, now);
-        assert_eq!(reason(&r.check(vec![wrong_size])), ReasonCode::LengthMismatch);
-        assert_eq!(reason(&r.check(vec![Ok(b"{not json".to_vec())])), ReasonCode::Malformed);
+        assert_eq!(
+            reason(&r.check(vec![wrong_size])),
+            ReasonCode::LengthMismatch
+        );
+        assert_eq!(
+            reason(&r.check(vec![Ok(b"{not json".to_vec())])),
+            ReasonCode::Malformed
+        );
         let unreadable = Err((ReasonCode::DigestMismatch, "blob corrupt".to_string()));
-        assert_eq!(reason(&r.check(vec![unreadable])), ReasonCode::DigestMismatch);
+        assert_eq!(
+            reason(&r.check(vec![unreadable])),
+            ReasonCode::DigestMismatch
+        );
         // A signature of another tag of the same image says nothing about app:1.
         let other_tag = r.signature("2", 1, &r.subject, now);
         assert_eq!(reason(&r.check(vec![other_tag])), ReasonCode::NotSigned);
@@ -414,11 +464,26 @@ mod tests {
     fn images_outside_the_scope_or_without_a_digest_are_invalid_requests() {
         let r = Repo::new();
         let store = DirStore::open(r.dir.path().join("s2")).expect("store");
-        let mut updater = Updater::new(DirSource::new(r.ws.metadata_dir(), r.dir.path()), store, Limits::default());
+        let mut updater = Updater::new(
+            DirSource::new(r.ws.metadata_dir(), r.dir.path()),
+            store,
+            Limits::default(),
+        );
         for image in ["127.0.0.1:5000/other/app:1", "127.0.0.1:5000/acme/app:1"] {
             let image: ImageRef = image.parse().expect("ref");
-            let c = verify_image(&mut updater, &Given(Vec::new()), &r.scope, &image, Utc::now());
-            assert_eq!(c.verdict.reason, ReasonCode::InvalidRequest, "{:?}", c.verdict);
+            let c = verify_image(
+                &mut updater,
+                &Given(Vec::new()),
+                &r.scope,
+                &image,
+                Utc::now(),
+            );
+            assert_eq!(
+                c.verdict.reason,
+                ReasonCode::InvalidRequest,
+                "{:?}",
+                c.verdict
+            );
         }
     }
 }

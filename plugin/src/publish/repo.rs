@@ -185,10 +185,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Role names stored in a registry must be tag-safe.
+/// Role names stored in a registry must be tag-safe; they also start with a letter or a
+/// digit, so file and tag names (`3.<role>`) stay unambiguous to read.
 pub fn check_role_name(name: &str) -> Result<RoleName> {
     check_tag(&format!("1.{name}"))
         .map_err(|e| RepoError::Invalid(format!("role name `{name}`: {e}")))?;
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(RepoError::Invalid(format!(
+            "role name `{name}` must start with a letter or a digit"
+        )));
+    }
     if TOP_LEVEL.contains(&name) {
         return Err(RepoError::Invalid(format!(
             "`{name}` is a top-level role and cannot be delegated"
@@ -1048,4 +1054,214 @@ fn apply_retention(
     let _: Targets = serde_json::from_value(signed.clone())
         .map_err(|e| RepoError::Invalid(format!("{role}: {e}")))?;
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> Vec<SigningKey> {
+        (1..=4)
+            .map(|i| SigningKey::ed25519_from_seed([i; 32]))
+            .collect()
+    }
+
+    fn init(
+        dir: &Path,
+        keys: &[SigningKey],
+        signers: &[&SigningKey],
+        retention: Retention,
+    ) -> Result<Workspace> {
+        let role = |i: usize| RoleKeys {
+            keys: vec![keys[i].public()],
+            threshold: 1,
+        };
+        Workspace::init(
+            dir,
+            &"127.0.0.1:5000/acme".parse().expect("scope"),
+            None,
+            [
+                ("root", role(0)),
+                ("targets", role(1)),
+                ("snapshot", role(2)),
+                ("timestamp", role(3)),
+            ],
+            Expiries::default(),
+            retention,
+            signers,
+            Utc::now(),
+        )
+    }
+
+    fn publish_all(ws: &mut Workspace) {
+        for (name, bytes) in ws.unpublished("test").expect("unpublished") {
+            ws.mark_published("test", &name, &bytes).expect("mark");
+        }
+    }
+
+    fn target(
+        ws: &mut Workspace,
+        signers: &[&SigningKey],
+        path: &str,
+        at: DateTime<Utc>,
+    ) -> Pruned {
+        ws.set_target(
+            &RoleName::targets(),
+            path,
+            10,
+            &"ab".repeat(32),
+            "m",
+            1,
+            signers,
+            at,
+        )
+        .expect("set target")
+    }
+
+    #[test]
+    fn versions_grow_once_per_publish() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let mut ws = init(dir.path(), &k, &signers, Retention::default()).expect("init");
+        let version = |ws: &Workspace| {
+            ws.current(&RoleName::targets())
+                .expect("current")
+                .map(|c| c.0)
+        };
+        target(&mut ws, &signers, "app:1", Utc::now());
+        assert_eq!(version(&ws), Some(1), "unpublished: re-signed in place");
+        publish_all(&mut ws);
+        target(&mut ws, &signers, "app:2", Utc::now());
+        target(&mut ws, &signers, "app:3", Utc::now());
+        assert_eq!(version(&ws), Some(2));
+        // The snapshot no longer pins targets v2: publishing is refused until it does.
+        assert!(matches!(ws.check_consistent(), Err(RepoError::Stale(_))));
+        ws.snapshot(&signers, Utc::now()).expect("snapshot");
+        assert!(
+            matches!(ws.check_consistent(), Err(RepoError::Stale(_))),
+            "timestamp is stale"
+        );
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        ws.check_consistent().expect("consistent");
+        let names: Vec<String> = ws
+            .unpublished("test")
+            .expect("list")
+            .into_iter()
+            .map(|f| f.0)
+            .collect();
+        assert_eq!(
+            names,
+            ["2.targets.json", "2.snapshot.json", "timestamp.json"]
+        );
+        assert_eq!(
+            ws.unpublished("elsewhere").expect("list").len(),
+            4,
+            "root, targets, snapshot, timestamp"
+        );
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_and_drops_the_old() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let retention = Retention {
+            keep: Some(2),
+            max_age: Some("30d".into()),
+        };
+        let mut ws = init(dir.path(), &k, &signers, retention).expect("init");
+        let now = Utc::now();
+        target(&mut ws, &signers, "app:old", now - Duration::days(40));
+        target(&mut ws, &signers, "app:1", now - Duration::days(3));
+        target(&mut ws, &signers, "app:2", now - Duration::days(2));
+        let pruned = target(&mut ws, &signers, "app:3", now);
+        assert_eq!(pruned.removed, ["app:1"]);
+        let pruned = target(&mut ws, &signers, "web:1", now);
+        assert!(pruned.removed.is_empty(), "retention is per repository");
+        let (_, signed) = ws
+            .signed_of(&RoleName::targets())
+            .expect("read")
+            .expect("targets");
+        let mut listed: Vec<&String> = signed["targets"]
+            .as_object()
+            .expect("targets")
+            .keys()
+            .collect();
+        listed.sort();
+        assert_eq!(listed, ["app:2", "app:3", "web:1"]);
+        assert!(
+            ws.next_signature_version("app:1", &RoleName::targets())
+                .expect("next")
+                > 1,
+            "dropped targets keep their counter"
+        );
+    }
+
+    #[test]
+    fn bad_input_is_refused_and_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        // Without the root key nothing can be signed.
+        let partial: Vec<&SigningKey> = k[1..].iter().collect();
+        let err = init(&dir.path().join("a"), &k, &partial, Retention::default())
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string()
+                .contains("none of the given keys may sign it"),
+            "{err}"
+        );
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let mut ws = init(&dir.path().join("b"), &k, &signers, Retention::default()).expect("init");
+        assert!(
+            init(&dir.path().join("b"), &k, &signers, Retention::default()).is_err(),
+            "no re-init over a repository"
+        );
+        let before = ws.current(&RoleName::targets()).expect("current");
+        let team = RoleKeys {
+            keys: vec![k[1].public()],
+            threshold: 1,
+        };
+        for name in ["team/api", "snapshot", ".x", ""] {
+            let team = RoleKeys {
+                keys: team.keys.clone(),
+                threshold: 1,
+            };
+            assert!(
+                ws.delegate(
+                    &RoleName::targets(),
+                    name,
+                    team,
+                    vec!["a:*".into()],
+                    false,
+                    &signers,
+                    Utc::now()
+                )
+                .is_err(),
+                "{name}"
+            );
+        }
+        let impossible = RoleKeys {
+            keys: vec![k[1].public()],
+            threshold: 2,
+        };
+        assert!(ws
+            .delegate(
+                &RoleName::targets(),
+                "team",
+                impossible,
+                vec!["a:*".into()],
+                false,
+                &signers,
+                Utc::now()
+            )
+            .is_err());
+        assert_eq!(ws.current(&RoleName::targets()).expect("current"), before);
+        for bad in ["", "7", "7w", "-1d", "0h", "d"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("90s").expect("90s"), Duration::seconds(90));
+        assert!(Workspace::open(&dir.path().join("nowhere")).is_err());
+    }
 }

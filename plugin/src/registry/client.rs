@@ -1228,13 +1228,19 @@ mod tests {
     #[test]
     fn referrers_api_pages_are_followed_and_filtered() {
         let handler: Arc<Handler> = Arc::new(|req: &Req, _: &str| {
-            let index = vec![("Content-Type".to_string(), MEDIA_TYPE_IMAGE_INDEX.to_string())];
+            let index = vec![(
+                "Content-Type".to_string(),
+                MEDIA_TYPE_IMAGE_INDEX.to_string(),
+            )];
             if req.path.contains("last=page1") {
                 return (200, index, index_of(&["b/sig", "c/sbom"]));
             }
             assert!(req.path.contains("artifactType=b%2Fsig"), "{}", req.path);
             let mut headers = index;
-            headers.push(("Link".into(), "</v2/acme/app/referrers/x?last=page1>; rel=\"next\"".into()));
+            headers.push((
+                "Link".into(),
+                "</v2/acme/app/referrers/x?last=page1>; rel=\"next\"".into(),
+            ));
             (200, headers, index_of(&["b/sig", "a/other"]))
         });
         let (addr, log) = fake(handler);
@@ -1243,7 +1249,11 @@ mod tests {
             .referrers("acme/app", &subject, Some("b/sig"))
             .expect("referrers");
         assert_eq!(via, ReferrersVia::Api);
-        assert_eq!(found.len(), 2, "two `b/sig` entries over two pages: {found:?}");
+        assert_eq!(
+            found.len(),
+            2,
+            "two `b/sig` entries over two pages: {found:?}"
+        );
         assert_eq!(log.lock().expect("log").len(), 2);
     }
 
@@ -1258,8 +1268,14 @@ mod tests {
             if req.path.ends_with(&format!("/manifests/{tag}")) {
                 let body = index_of(&["b/sig"]);
                 let headers = vec![
-                    ("Content-Type".to_string(), MEDIA_TYPE_IMAGE_INDEX.to_string()),
-                    ("Docker-Content-Digest".to_string(), Digest::sha256_of(&body).to_string()),
+                    (
+                        "Content-Type".to_string(),
+                        MEDIA_TYPE_IMAGE_INDEX.to_string(),
+                    ),
+                    (
+                        "Docker-Content-Digest".to_string(),
+                        Digest::sha256_of(&body).to_string(),
+                    ),
                 ];
                 return (200, headers, body);
             }
