@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# pullguard demo: the trust core end to end, for real.
-#   1. python-tuf generates a TUF repository (ed25519 keys), served over HTTP on 127.0.0.1;
-#   2. pullguard tuf-client bootstraps from its root, refreshes, downloads a verified target;
-#   3. the repository replays an old timestamp            -> rejected: rollback;
-#   4. the repository serves an expired timestamp (freeze) -> rejected: expired;
-#   5. the node clock is set back two days                 -> rejected: clock rollback.
+# pullguard demo: a real registry, a signed image, an admitted pull check and rejected attacks.
+#   1. Debian's docker-registry starts on 127.0.0.1 (storage in a temp dir); two small images
+#      are pushed to it;
+#   2. a publisher creates keys and a scope, delegates `app` to a team, signs app:1 and
+#      publishes the TUF metadata into the registry itself;
+#   3. a node verifies app:1 against the registry                   -> admitted;
+#   4. the registry points app:1 at another image (substitution)    -> rejected: digest_mismatch;
+#   5. the registry replays an old timestamp                        -> rejected: rollback;
+#   6. two days pass and nobody re-signs the timestamp (freeze)     -> rejected: expired.
+# (scripts/demo-tuf.sh shows the trust core against a python-tuf repository.)
 # Installs what it needs first (scripts/setup.sh). Leaves nothing running.
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,62 +20,99 @@ echo "== building pullguard"
 # The same build as the test suite (one RocksDB build serves both).
 cargo test --quiet --locked --workspace --no-run
 pullguard=$CARGO_TARGET_DIR/debug/pullguard
-py=$PULLGUARD_VENV/bin/python
-
 
 work=$(mktemp -d)
-server_pid=
+registry_pid=
 cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
+  [[ -n $registry_pid ]] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
-
-repo=$work/repository
-state=$work/client-metadata
-targets=$work/client-targets
+cd "$work"
 
 step() { printf '\n== %s\n' "$*"; }
-client() { "$pullguard" tuf-client --metadata-url "$url/metadata/" --metadata-dir "$state" "$@"; }
-expect_rejected() {
-  local what=$1; shift
+pg() { "$pullguard" "$@"; }
+expect_denied() {
   if out=$("$@" 2>&1); then
-    echo "UNEXPECTED: $what was accepted"; exit 1
+    echo "UNEXPECTED: admitted: $out"; exit 1
   fi
-  echo "rejected as expected: ${out#pullguard: }"
+  echo "$out"
 }
-trusted_version() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["signed"]["version"])' "$state/$1.json"; }
 
-step "1. python-tuf generates a repository with one target, served on 127.0.0.1"
-"$py" tests/interop/tufrepo.py "$repo" init --keytype ed25519 \; add-target "debian:9.9" --data "a signed manifest"
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$py" -m http.server --bind 127.0.0.1 --directory "$repo" "$port" >/dev/null 2>&1 &
-server_pid=$!
-url=http://127.0.0.1:$port
-for _ in $(seq 50); do "$py" -c "import urllib.request; urllib.request.urlopen('$url/metadata/1.root.json')" 2>/dev/null && break; sleep 0.1; done
-echo "serving $repo at $url"
+step "1. a registry on 127.0.0.1, and two images pushed to it"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+host=127.0.0.1:$port
+cat > registry.yml <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/storage}}
+http: {addr: $host}
+YAML
+docker-registry serve registry.yml >registry.log 2>&1 &
+registry_pid=$!
+for _ in $(seq 100); do curl -sf "http://$host/v2/" >/dev/null && break; sleep 0.1; done
+# A minimal image: a config blob, one layer blob and an OCI manifest, pushed with curl.
+push_image() { # repo tag content
+  local repo=$1 tag=$2 content=$3 cfg layer
+  printf '%s' "$content" > layer.bin
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"demo":"%s"}}}' "$content" > config.bin
+  for f in config.bin layer.bin; do
+    local digest="sha256:$(sha256sum "$f" | cut -d' ' -f1)"
+    local location
+    location=$(curl -sfi -X POST "http://$host/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    [[ $location == http* ]] || location="http://$host$location"
+    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$f" "$location&digest=$digest" >/dev/null
+  done
+  cfg=$(sha256sum config.bin | cut -d' ' -f1); layer=$(sha256sum layer.bin | cut -d' ' -f1)
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%d}]}' \
+    "$cfg" "$(stat -c %s config.bin)" "$layer" "$(stat -c %s layer.bin)" > manifest.json
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @manifest.json \
+    "http://$host/v2/$repo/manifests/$tag" >/dev/null
+  echo "pushed $host/$repo:$tag"
+}
+push_image acme/app 1 "the real application"
+push_image acme/tools 1 "something else entirely"
+echo "{\"registries\": {\"$host\": {\"plain_http\": true}}}" > pullguard.json
+export PULLGUARD_CONFIG=$work/pullguard.json
 
-step "2. bootstrap from root v1, refresh, download and verify the target"
-"$pullguard" tuf-client --metadata-dir "$state" init "$repo/metadata/1.root.json"
-client -v refresh
-client -v --target-name "debian:9.9" --target-dir "$targets" --target-base-url "$url/targets/" download
-echo "downloaded: $(cat "$targets/debian%3A9.9")"
-"$py" tests/interop/tufrepo.py "$repo" publish timestamp
-client refresh
-echo "trusted timestamp version: $(trusted_version timestamp)"
+step "2. keys, a scope, a delegation to the team, a signature, and the metadata published"
+for k in root targets snapshot timestamp team; do pg key generate "$k.key" >/dev/null; done
+pg repo init --scope "$host/acme" --root-key root.key --targets-key targets.key \
+  --snapshot-key snapshot.key --timestamp-key timestamp.key --timestamp-expires 1d
+pg repo delegate --role team --paths 'app:*' --key team.key.pub --signing-key targets.key
+pg sign "$host/acme/app:1" --key team.key
+pg repo snapshot --key snapshot.key
+pg repo timestamp --key timestamp.key
+pg repo publish | tail -1
+old_timestamp=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+  "http://$host/v2/acme/trust/manifests/timestamp" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+# A routine timestamp refresh, so there is an older one to replay later.
+pg repo timestamp --key timestamp.key >/dev/null
+pg repo publish | tail -1
 
-step "3. the repository replays timestamp v1 (rollback attack)"
-"$py" tests/interop/tufrepo.py "$repo" serve-old timestamp 1
-expect_rejected "a replayed timestamp" client refresh
-echo "trusted timestamp version is still: $(trusted_version timestamp)"
+verify() { pg verify "$host/acme/app:1" --scope "$host/acme" --state node-state --root pullguard-repo/metadata/1.root.json "$@"; }
 
-step "4. the repository serves a timestamp that has expired (freeze attack)"
-"$py" tests/interop/tufrepo.py "$repo" publish timestamp --expired
-expect_rejected "an expired timestamp" client refresh
-echo "trusted timestamp version is still: $(trusted_version timestamp)"
+step "3. the node checks app:1 against the registry"
+verify
 
-step "5. the node clock is moved two days back (to revive expired metadata)"
-expect_rejected "a clock behind the latest time seen" faketime -f "-2d" "$pullguard" tuf-client \
-  --metadata-url "$url/metadata/" --metadata-dir "$state" refresh
+step "4. the registry points app:1 at another image"
+curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$host/v2/acme/tools/manifests/1" > other.json
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @other.json \
+  "http://$host/v2/acme/app/manifests/1" >/dev/null || {
+  # The blobs live in acme/tools: push the same image into acme/app first.
+  push_image acme/app 1 "something else entirely" >/dev/null; }
+expect_denied verify
+push_image acme/app 1 "the real application" >/dev/null   # undo
 
-printf '\nDemo complete: one verified download, three attacks rejected with their reasons.\n'
+step "5. the registry replays the older timestamp"
+curl -sf -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$host/v2/acme/trust/manifests/$old_timestamp" > old.json
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @old.json \
+  "http://$host/v2/acme/trust/manifests/timestamp" >/dev/null
+expect_denied verify
+
+step "6. two days later, nobody has re-signed the timestamp (the node clock moves on)"
+pg repo publish --to-dir served >/dev/null   # (the current metadata, also as plain files)
+expect_denied faketime -f "+2d" "$pullguard" verify "$host/acme/app:1" --scope "$host/acme" \
+  --state fresh-node --root pullguard-repo/metadata/1.root.json --metadata-dir served
+
+printf '\nDemo complete: one image admitted, three attacks rejected with their reasons.\n'
