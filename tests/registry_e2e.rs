@@ -705,9 +705,14 @@ fn https_with_a_private_ca_and_basic_auth() {
         run(c)
     };
     std::fs::write(w.join("pullguard.json"), "{}").expect("config");
-    for k in ["root", "targets", "snapshot", "timestamp"] {
+    for k in ["root", "snapshot", "timestamp"] {
         assert_eq!(pg(&["key", "generate", &format!("{k}.key")]).code, Some(0));
     }
+    // The image signer uses an ECDSA P-256 key.
+    let ecdsa = pg(&["key", "generate", "targets.key", "--type", "ecdsa-p256"]);
+    assert_eq!(ecdsa.code, Some(0), "{ecdsa}");
+    let shown = pg(&["key", "show", "targets.key.pub"]);
+    assert!(shown.stdout.contains("ecdsa-sha2-nistp256"), "{shown}");
     let scope = format!("{}/acme", registry.host);
     let init = pg(&[
         "repo",

@@ -1264,4 +1264,72 @@ mod tests {
         assert_eq!(parse_duration("90s").expect("90s"), Duration::seconds(90));
         assert!(Workspace::open(&dir.path().join("nowhere")).is_err());
     }
+
+    #[test]
+    fn prune_resigns_only_roles_whose_keys_are_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let mut ws = init(dir.path(), &k, &signers, Retention::default()).expect("init");
+        let team_key = SigningKey::ed25519_from_seed([9; 32]);
+        let team = RoleKeys {
+            keys: vec![team_key.public()],
+            threshold: 1,
+        };
+        ws.delegate(
+            &RoleName::targets(),
+            "team",
+            team,
+            vec!["web:*".into()],
+            false,
+            &signers,
+            Utc::now(),
+        )
+        .expect("delegate");
+        let old = Utc::now() - Duration::days(10);
+        target(&mut ws, &signers, "app:1", old);
+        let team_role = RoleName::new("team").expect("role");
+        ws.set_target(
+            &team_role,
+            "web:1",
+            10,
+            &"cd".repeat(32),
+            "m",
+            1,
+            &[&team_key],
+            old,
+        )
+        .expect("team target");
+        ws.set_retention(Retention {
+            keep: None,
+            max_age: Some("5d".into()),
+        })
+        .expect("retention");
+        // Only the targets key is given: targets is pruned, team is reported and left alone.
+        let (done, skipped) = ws.prune(&signers, Utc::now()).expect("prune");
+        assert_eq!(
+            done,
+            [Pruned {
+                role: "targets".into(),
+                removed: vec!["app:1".into()]
+            }]
+        );
+        assert_eq!(
+            skipped,
+            [Pruned {
+                role: "team".into(),
+                removed: vec!["web:1".into()]
+            }]
+        );
+        let (_, team_signed) = ws.signed_of(&team_role).expect("read").expect("team");
+        assert!(team_signed["targets"]["web:1"].is_object());
+        let (done, _) = ws.prune(&[&team_key], Utc::now()).expect("prune team");
+        assert_eq!(done.len(), 1);
+        assert!(ws
+            .set_retention(Retention {
+                keep: None,
+                max_age: Some("soon".into())
+            })
+            .is_err());
+    }
 }

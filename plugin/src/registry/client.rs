@@ -1291,4 +1291,40 @@ mod tests {
             .expect("no index yet");
         assert!(none.is_empty());
     }
+
+    #[test]
+    fn a_trickling_registry_times_out() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else {
+                return;
+            };
+            let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut stream = stream;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+            for _ in 0..1000 {
+                if stream.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        });
+        let config = RegistryConfig {
+            plain_http: true,
+            timeout_secs: Some(1),
+            ..Default::default()
+        };
+        let c = Registry::new(&addr, &config, None).expect("client");
+        let started = Instant::now();
+        let err = c
+            .get_blob("acme/app", &Digest::sha256_of(b"x"), 4096)
+            .expect_err("too slow");
+        assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
 }
