@@ -99,8 +99,12 @@ pub struct InitArgs {
     targets_threshold: u64,
     #[arg(long = "snapshot-key", required = true)]
     snapshot_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    snapshot_threshold: u64,
     #[arg(long = "timestamp-key", required = true)]
     timestamp_keys: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    timestamp_threshold: u64,
     #[arg(long, default_value = "365d")]
     root_expires: String,
     #[arg(long, default_value = "90d")]
@@ -249,8 +253,8 @@ pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
             for (name, paths, threshold) in [
                 ("root", &a.root_keys, a.root_threshold),
                 ("targets", &a.targets_keys, a.targets_threshold),
-                ("snapshot", &a.snapshot_keys, 1),
-                ("timestamp", &a.timestamp_keys, 1),
+                ("snapshot", &a.snapshot_keys, a.snapshot_threshold),
+                ("timestamp", &a.timestamp_keys, a.timestamp_threshold),
             ] {
                 let keys = private_keys(paths).with_context(|| format!("--{name}-key"))?;
                 roles.push((
