@@ -152,7 +152,8 @@ pub struct DelegateArgs {
     /// Target path patterns, e.g. `team/*` (`*` and `?` never cross `/`).
     #[arg(long = "paths", required = true, num_args = 1..)]
     paths: Vec<String>,
-    /// The role's keys (public `.pub` files are enough).
+    /// The role's keys: public `.pub` files are enough (the role's metadata then appears
+    /// with its first `sign`); private keys also sign its empty first version.
     #[arg(long = "key", required = true)]
     keys: Vec<PathBuf>,
     #[arg(long, default_value_t = 1)]
@@ -302,6 +303,15 @@ pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
             let parent = RoleName::new(a.parent).map_err(|e| anyhow!(e))?;
             let signers = private_keys(&a.signing_keys)?;
             let keys = public_keys(&a.keys)?;
+            // Private key files of the new role let its (empty) first version be signed now.
+            let child: Vec<SigningKey> = a
+                .keys
+                .iter()
+                .filter_map(|p| match keyfile::read(p) {
+                    Ok(keyfile::KeyFile::Private(k)) => Some(k),
+                    _ => None,
+                })
+                .collect();
             ws.delegate(
                 &parent,
                 &a.role,
@@ -312,6 +322,7 @@ pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
                 a.paths.clone(),
                 a.terminating,
                 &refs(&signers),
+                &refs(&child),
                 now,
             )?;
             println!("{parent} delegates {} to {}", a.paths.join(" "), a.role);
@@ -391,6 +402,7 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
         Some(_) => None,
     };
     for (name, bytes) in &pending {
+        ws.mark_attempt(name, bytes)?;
         match (&files, &registry) {
             (Some(out), _) => {
                 write_atomic(&out.join(name), bytes)
@@ -427,10 +439,16 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
     let mut ws = Workspace::open(&a.dir.dir)?;
     let image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
     let scope = ws.scope().clone();
-    let (Some(repo), Some(tag)) = (scope.relative_repository(&image), image.tag()) else {
-        bail!("{image} must be REPOSITORY:TAG inside scope {scope}");
+    let Some(repo) = scope.relative_repository(&image) else {
+        bail!("{image} is not inside scope {scope}");
     };
-    let target = format!("{repo}:{tag}");
+    // A tag is signed as `repo:tag`; a reference with only a digest as the pin `repo@digest`.
+    let (target, reference, tags): (String, String, Vec<&str>) = match (image.tag(), image.digest())
+    {
+        (Some(tag), _) => (format!("{repo}:{tag}"), tag.to_string(), vec![tag]),
+        (None, Some(d)) => (format!("{repo}@{d}"), d.to_string(), Vec::new()),
+        (None, None) => bail!("{image}: a tag or a digest is needed"),
+    };
     let signers = private_keys(&a.keys)?;
     let role = ws.responsible_role(&target)?;
     let keyids = ws.role_keyids(&role)?;
@@ -443,21 +461,22 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
     let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
     let manifest = registry.get_manifest(
         image.repository(),
-        tag,
+        &reference,
         &IMAGE_MEDIA_TYPES,
         registry.caps().manifest,
     )?;
     if let Some(pinned) = image.digest() {
-        if pinned != &manifest.digest {
+        if !pinned.matches(&manifest.bytes) {
             bail!(
-                "{image}: the tag now points at {}, not the digest given",
+                "{image}: the tag now points at {}, not at the digest given",
                 manifest.digest
             );
         }
     }
     let subject = manifest.descriptor();
-    let version = ws.next_signature_version(&target, &role)?;
-    let doc = ws.signature_document(repo, &[tag], &subject, version, &refs(&signers), now)?;
+    ws.check_signers(&role, &refs(&signers))?;
+    let version = ws.reserve_signature_version(&target, &role)?;
+    let doc = ws.signature_document(repo, &tags, &subject, version, &refs(&signers), now)?;
     let pushed = registry.push_artifact(
         image.repository(),
         None,

@@ -69,14 +69,41 @@ pub enum BundleCommand {
         bundle: PathBuf,
         #[arg(long)]
         state: PathBuf,
+        /// The scope the bundle must be for (else the bundle's own, which must then match
+        /// the state directory's).
+        #[arg(long)]
+        scope: Option<String>,
         #[arg(long)]
         root: Option<PathBuf>,
     },
 }
 
-fn open_state(state: &Path, root: Option<&Path>) -> Result<DirStore> {
+/// Opens the trusted state of `scope` in `state`. A state directory belongs to one scope
+/// (recorded in `.pullguard-scope`): using it for another is refused, never mixed.
+fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore> {
     let mut store = DirStore::open(state)?;
-    if store.load(&RoleName::root())?.is_none() {
+    let marker = state.join(".pullguard-scope");
+    match std::fs::read_to_string(&marker) {
+        Ok(recorded) if recorded.trim() != scope.to_string() => bail!(
+            "{} holds the trusted state of scope {}, not {scope}",
+            state.display(),
+            recorded.trim()
+        ),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            write_atomic(&marker, scope.to_string().as_bytes())
+                .with_context(|| marker.display().to_string())?;
+        }
+        Err(e) => return Err(anyhow!("{}: {e}", marker.display())),
+    }
+    if store.load(&RoleName::root())?.is_some() {
+        if root.is_some() {
+            eprintln!(
+                "note: {} already trusts a root (it may have been rotated since); --root is not used",
+                state.display()
+            );
+        }
+    } else {
         let root = root.ok_or_else(|| {
             anyhow!(
                 "{} has no trusted root yet: pass the scope's root with --root",
@@ -125,7 +152,7 @@ fn check<S: MetadataSource>(
 pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
     let scope = scope_of(&a.scope)?;
     let mut image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
-    let store = open_state(&a.state, a.root.as_deref())?;
+    let store = open_state(&a.state, a.root.as_deref(), &scope)?;
     if let Some(path) = &a.bundle {
         let bundle = read_bundle(path)?;
         if image.digest().is_none() {
@@ -214,15 +241,24 @@ pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
         BundleCommand::Import {
             bundle,
             state,
+            scope: expected,
             root,
         } => {
             let b = read_bundle(&bundle)?;
             let scope = scope_of(&b.scope)?;
+            if let Some(expected) = expected {
+                if scope_of(&expected)? != scope {
+                    bail!(
+                        "{} is a bundle for scope {scope}, not {expected}",
+                        bundle.display()
+                    );
+                }
+            }
             let mut all_ok = true;
             for img in &b.images {
                 let image: ImageRef = img.reference.parse().map_err(|e: String| anyhow!(e))?;
                 let image = image.with_digest(img.digest.clone());
-                let store = open_state(&state, root.as_deref())?;
+                let store = open_state(&state, root.as_deref(), &scope)?;
                 all_ok &= report(&check(b.clone(), store, &b, &scope, &image));
             }
             // Kept for later offline checks (`verify --bundle STATE/bundle.json`), but only a

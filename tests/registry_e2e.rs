@@ -60,6 +60,7 @@ impl Fixture {
             "team",
             "--paths",
             "app:*",
+            "app@*",
             "--key",
             "team.key.pub",
             "--signing-key",
@@ -308,11 +309,11 @@ fn an_expired_timestamp_is_rejected() {
 fn a_key_not_delegated_for_the_repository_is_rejected() {
     let f = Fixture::published();
     f.admitted("1", "state");
-    // Mallory pushes her image under app:1 and a detached signature for it, made with her
-    // own key: she runs pullguard's publisher on a repository of her own for the same scope.
-    f.registry.push_image("acme/app", "1", "mallory's image");
+    // Mallory runs pullguard's publisher on a repository of her own for the same scope and
+    // signs with her own key.
     let evil = f.path("evil");
     let evil = evil.to_str().expect("utf-8");
+    f.ok(&["key", "generate", "mallory-online.key"]);
     f.ok(&[
         "repo",
         "init",
@@ -325,10 +326,34 @@ fn a_key_not_delegated_for_the_repository_is_rejected() {
         "--targets-key",
         "mallory.key",
         "--snapshot-key",
-        "mallory.key",
+        "mallory-online.key",
         "--timestamp-key",
-        "mallory.key",
+        "mallory-online.key",
     ]);
+    // First she signs the genuine image and hides the genuine signature: the digest is the
+    // one trusted metadata lists, so only the signature check can refuse.
+    f.ok(&["sign", &f.image("1"), "--key", "mallory.key", "--dir", evil]);
+    let client = f.registry.client();
+    let digest = client
+        .resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST])
+        .expect("resolve")
+        .expect("tag");
+    let mut index = signature_entries(&f, &digest);
+    assert_eq!(index.manifests.len(), 2, "{index:?}");
+    index.manifests.remove(0);
+    client
+        .put_manifest(
+            "acme/app",
+            &digest.referrers_tag(),
+            MEDIA_TYPE_IMAGE_INDEX,
+            &index.to_bytes(),
+        )
+        .expect("keep only Mallory's signature");
+    let out = f.denied("1", "state", "not_signed");
+    assert!(out.stdout.contains("not delegated"), "{out}");
+
+    // Then she pushes her own image under app:1 and signs that.
+    f.registry.push_image("acme/app", "1", "mallory's image");
     f.ok(&["sign", &f.image("1"), "--key", "mallory.key", "--dir", evil]);
     let out = f.denied("1", "state", "not_signed");
     assert!(out.stdout.contains("not delegated"), "{out}");
@@ -338,6 +363,102 @@ fn a_key_not_delegated_for_the_repository_is_rejected() {
     assert!(
         refused.stderr.contains("is delegated for app:1"),
         "{refused}"
+    );
+}
+
+#[test]
+fn a_replayed_older_signature_is_rejected() {
+    let f = Fixture::published();
+    let client = f.registry.client();
+    let digest = client
+        .resolve("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST])
+        .expect("resolve")
+        .expect("tag");
+    // app:1 is signed again (version 2), and the node sees it.
+    f.sign_and_publish(&["1"]);
+    let out = f.verify("1", "state");
+    assert!(out.stdout.contains("signed (version 2)"), "{out}");
+    // The registry hides version 2 and serves only the older signature artifact.
+    let mut index = signature_entries(&f, &digest);
+    assert_eq!(index.manifests.len(), 2, "{index:?}");
+    index.manifests.remove(1);
+    client
+        .put_manifest(
+            "acme/app",
+            &digest.referrers_tag(),
+            MEDIA_TYPE_IMAGE_INDEX,
+            &index.to_bytes(),
+        )
+        .expect("replay");
+    let out = f.denied("1", "state", "rollback");
+    assert!(
+        out.stdout.contains("version 1 is older than version 2"),
+        "{out}"
+    );
+    // A node that never saw version 2 still accepts version 1.
+    f.admitted("1", "new-node");
+}
+
+#[test]
+fn a_digest_pin_is_signed_and_verified_without_a_tag() {
+    let f = Fixture::published();
+    let digest = f.registry.push_image("acme/app", "build-7", "pinned build");
+    let pinned = format!("{}/acme/app@{digest}", f.registry.host);
+    // Not signed as a pin yet: the digest alone names no target.
+    let out = f.pg(&[
+        "verify",
+        &pinned,
+        "--scope",
+        &f.scope,
+        "--state",
+        "state",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+    ]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout
+            .starts_with(&format!("DENY unknown_target app@{digest}")),
+        "{out}"
+    );
+    f.ok(&["sign", &pinned, "--key", "team.key"]);
+    f.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    f.ok(&["repo", "publish"]);
+    let out = f.pg(&["verify", &pinned, "--scope", &f.scope, "--state", "state"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.starts_with(&format!("ADMIT app@{digest}")),
+        "{out}"
+    );
+    // Outside the scope, nothing is admitted; and a state directory serves one scope only.
+    let outside = f.pg(&[
+        "verify",
+        &format!("{}/other/app@{digest}", f.registry.host),
+        "--scope",
+        &f.scope,
+        "--state",
+        "state",
+    ]);
+    assert_eq!(outside.code, Some(1), "{outside}");
+    assert!(
+        outside.stdout.starts_with("DENY invalid_request"),
+        "{outside}"
+    );
+    let other_scope = f.pg(&[
+        "verify",
+        &pinned,
+        "--scope",
+        &format!("{}/other", f.registry.host),
+        "--state",
+        "state",
+    ]);
+    assert_eq!(other_scope.code, Some(1), "{other_scope}");
+    assert!(
+        other_scope
+            .stderr
+            .contains("holds the trusted state of scope"),
+        "{other_scope}"
     );
 }
 
@@ -872,8 +993,10 @@ fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
     f.denied("1", "state", "not_signed");
     f.sign_and_publish_with("team2.key", &["1"]);
     f.admitted("1", "state");
-    // A root signed only by the new key (not by a threshold of the old one) is refused.
-    let bad = f.pg(&[
+    // Two root changes before one publish: root v3 (new timestamp key, authorised by the
+    // new root key) follows v2 in the chain, and nodes follow both.
+    f.ok(&["key", "generate", "timestamp2.key"]);
+    f.ok(&[
         "repo",
         "rotate",
         "--role",
@@ -881,8 +1004,41 @@ fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
         "--new-key",
         "root.key",
         "--signing-key",
-        "team.key",
+        "root2.key",
+    ]);
+    f.ok(&[
+        "repo",
+        "rotate",
+        "--role",
+        "timestamp",
+        "--new-key",
+        "timestamp2.key",
+        "--signing-key",
+        "root.key",
+    ]);
+    f.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
+    f.ok(&["repo", "timestamp", "--key", "timestamp2.key"]);
+    f.ok(&["repo", "publish"]);
+    f.admitted("2", "state");
+    assert_eq!(
+        state_file(&f.path("state"), "root.json")["signed"]["version"],
+        4
+    );
+    f.admitted("2", "fresh-node");
+    // A rotation authorised by a key that is not a root key is refused.
+    let bad = f.pg(&[
+        "repo",
+        "rotate",
+        "--role",
+        "root",
+        "--new-key",
+        "root2.key",
+        "--signing-key",
+        "team2.key",
     ]);
     assert_eq!(bad.code, Some(1), "{bad}");
-    assert!(bad.stderr.contains("root"), "{bad}");
+    assert!(
+        bad.stderr.contains("none of the given keys may sign it"),
+        "{bad}"
+    );
 }

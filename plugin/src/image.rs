@@ -18,6 +18,9 @@ use crate::verdict::{ReasonCode, Verdict};
 
 /// Largest signature artifact manifest and signature document read.
 pub const SIGNATURE_MAX: u64 = 64 * 1024;
+/// How many referrers of one image are read at most (each costs two requests). Those that
+/// claim to be pullguard signatures come first; the claim is checked, never trusted.
+pub const REFERRERS_READ_MAX: usize = 32;
 
 /// A pullguard signature attached to an image, or why an attached artifact that claims to
 /// be one could not be read.
@@ -34,11 +37,18 @@ impl SignatureSource for Registry {
     /// can be written by anybody), reads each manifest, and keeps pullguard signatures whose
     /// `subject` is `digest`.
     fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
-        let (referrers, _) = self.referrers(repo, digest, None)?;
+        // One time budget for the whole listing, however many referrers an attacker attached.
+        let deadline = std::time::Instant::now() + self.timeout();
+        let (mut referrers, _) = self.referrers(repo, digest, None)?;
+        referrers.retain(|d| d.media_type == MEDIA_TYPE_IMAGE_MANIFEST);
+        referrers.sort_by_key(|d| d.artifact_type.as_deref() != Some(ARTIFACT_SIGNATURE));
+        referrers.truncate(REFERRERS_READ_MAX);
         let mut out = Vec::new();
         for d in referrers {
-            if d.media_type != MEDIA_TYPE_IMAGE_MANIFEST {
-                continue;
+            if std::time::Instant::now() > deadline {
+                return Err(FetchError::Timeout {
+                    location: format!("registry {}: the referrers of {repo}@{digest}", self.host()),
+                });
             }
             let manifest = match self.get_manifest(
                 repo,
@@ -164,7 +174,7 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
         );
         return checked;
     };
-    let Some(spec) = trusted.signing_spec(&info.role) else {
+    let Some(spec) = trusted.signing_spec(&info.role, &info.delegator) else {
         checked.verdict = deny(
             ReasonCode::Internal,
             format!("no keys known for role {}", info.role),

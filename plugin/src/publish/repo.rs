@@ -52,21 +52,27 @@ fn io(path: &Path, e: impl std::fmt::Display) -> RepoError {
 /// A duration written as `<n>d`, `<n>h`, `<n>m` or `<n>s`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (digits, unit) = s.split_at(s.len().saturating_sub(1));
+    let bad = || format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)");
+    let unit = s.chars().last().ok_or_else(bad)?;
+    let digits = &s[..s.len() - unit.len_utf8()];
     let n: i64 = digits
         .parse()
         .map_err(|_| format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)"))?;
     if n <= 0 {
         return Err(format!("`{s}`: a duration must be positive"));
     }
-    match unit {
-        "d" => Duration::try_days(n),
-        "h" => Duration::try_hours(n),
-        "m" => Duration::try_minutes(n),
-        "s" => Duration::try_seconds(n),
+    let d = match unit {
+        'd' => Duration::try_days(n),
+        'h' => Duration::try_hours(n),
+        'm' => Duration::try_minutes(n),
+        's' => Duration::try_seconds(n),
         _ => None,
     }
-    .ok_or_else(|| format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)"))
+    .ok_or_else(bad)?;
+    if d > Duration::days(36_500) {
+        return Err(format!("`{s}`: longer than 100 years"));
+    }
+    Ok(d)
 }
 
 /// How long each kind of document stays valid after it is signed.
@@ -125,6 +131,18 @@ pub struct Retention {
     pub max_age: Option<String>,
 }
 
+impl Retention {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.keep == Some(0) {
+            return Err("retention: --keep must be at least 1 (0 would drop every image)".into());
+        }
+        if let Some(age) = &self.max_age {
+            parse_duration(age)?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Config {
     scope: String,
@@ -140,6 +158,10 @@ struct Config {
     /// destination → file name → sha256 of what was published there.
     #[serde(default)]
     published: BTreeMap<String, BTreeMap<String, String>>,
+    /// file name → sha256 of every content whose push was started, successful or not. A
+    /// version that may have reached a registry is never re-signed with other content.
+    #[serde(default)]
+    spent: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 /// Keys and threshold of a role, as `repo init`, `repo delegate` and `repo rotate` take them.
@@ -181,6 +203,12 @@ fn expiry_string(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+fn expires_after(now: DateTime<Utc>, d: Duration) -> Result<DateTime<Utc>> {
+    now.checked_add_signed(d).ok_or_else(|| {
+        RepoError::Invalid(format!("{now} plus the expiry is not a representable time"))
+    })
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -218,9 +246,7 @@ impl Workspace {
         now: DateTime<Utc>,
     ) -> Result<Self> {
         expiries.validate().map_err(RepoError::Invalid)?;
-        if let Some(age) = &retention.max_age {
-            parse_duration(age).map_err(RepoError::Invalid)?;
-        }
+        retention.validate().map_err(RepoError::Invalid)?;
         if dir.join(CONFIG_FILE).exists() {
             return Err(RepoError::Invalid(format!(
                 "{} already holds a repository",
@@ -252,8 +278,10 @@ impl Workspace {
                 retention,
                 signature_versions: BTreeMap::new(),
                 published: BTreeMap::new(),
+                spent: BTreeMap::new(),
             },
         };
+        check_key_separation(&json!({"roles": role_map}))?;
         let root = json!({
             "_type": "root", "spec_version": "1.0.31", "version": 1,
             "expires": "1970-01-01T00:00:00Z", "consistent_snapshot": true,
@@ -317,9 +345,7 @@ impl Workspace {
     }
 
     pub fn set_retention(&mut self, retention: Retention) -> Result<()> {
-        if let Some(age) = &retention.max_age {
-            parse_duration(age).map_err(RepoError::Invalid)?;
-        }
+        retention.validate().map_err(RepoError::Invalid)?;
         self.config.retention = retention;
         Ok(())
     }
@@ -383,12 +409,28 @@ impl Workspace {
             .ok_or_else(|| RepoError::Invalid("the repository has no root".into()))
     }
 
+    /// Whether this content of `file` was (or may have been) published anywhere.
     fn is_published(&self, file: &str, bytes: &[u8]) -> bool {
         let digest = sha256_hex(bytes);
         self.config
             .published
             .values()
             .any(|files| files.get(file) == Some(&digest))
+            || self
+                .config
+                .spent
+                .get(file)
+                .is_some_and(|s| s.contains(&digest))
+    }
+
+    /// Records, before a push starts, that this content of `file` may reach a destination.
+    pub fn mark_attempt(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
+        self.config
+            .spent
+            .entry(file.to_string())
+            .or_default()
+            .insert(sha256_hex(bytes));
+        self.save()
     }
 
     /// Keys and threshold of `role` per the current metadata: root for top-level roles,
@@ -473,7 +515,7 @@ impl Workspace {
         let expiry = parse_duration(self.config.expiries.for_role(role.as_str()))
             .map_err(RepoError::Invalid)?;
         signed["version"] = json!(version);
-        signed["expires"] = json!(expiry_string(now + expiry));
+        signed["expires"] = json!(expiry_string(expires_after(now, expiry)?));
         let spec_source = if role == &RoleName::root() {
             Some(signed.clone())
         } else {
@@ -532,6 +574,9 @@ impl Workspace {
     }
 
     /// Adds (or replaces) the delegation of `child` by `parent` for path patterns `paths`.
+    /// With `child_signers` (a threshold of the new role's private keys), the role's empty
+    /// first version is written too; otherwise it appears with the first `sign`, and
+    /// publishing waits for it.
     #[allow(clippy::too_many_arguments)]
     pub fn delegate(
         &mut self,
@@ -541,10 +586,21 @@ impl Workspace {
         paths: Vec<String>,
         terminating: bool,
         signers: &[&SigningKey],
+        child_signers: &[&SigningKey],
         now: DateTime<Utc>,
     ) -> Result<()> {
         let child = check_role_name(child)?;
         role_keys.check(child.as_str())?;
+        let root = self.root_signed()?;
+        let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
+            .union(&keyids_of(&root, "timestamp"))
+            .cloned()
+            .collect();
+        if let Some(k) = role_keys.keyids().iter().find(|k| online.contains(*k)) {
+            return Err(RepoError::Invalid(format!(
+                "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
+            )));
+        }
         if paths.is_empty() {
             return Err(RepoError::Invalid(format!(
                 "{child}: at least one path pattern is needed"
@@ -573,6 +629,11 @@ impl Workspace {
             None => roles.push(entry),
         }
         self.write_role(parent, signed, signers, now)?;
+        if !child_signers.is_empty() && self.current(&child)?.is_none() {
+            let empty = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+                               "expires": "1970-01-01T00:00:00Z", "targets": {}});
+            self.write_role(&child, empty, child_signers, now)?;
+        }
         self.save()
     }
 
@@ -624,6 +685,47 @@ impl Workspace {
         Ok(self.spec_of(role)?.1)
     }
 
+    fn spend_signature_version(&mut self, target: &str, version: u64) {
+        let entry = self
+            .config
+            .signature_versions
+            .entry(target.to_string())
+            .or_insert(0);
+        *entry = (*entry).max(version);
+    }
+
+    /// Takes the next detached-signature version for `target` and records it at once, before
+    /// the signature is pushed anywhere: a failed `sign` never lets a version be reused.
+    pub fn reserve_signature_version(&mut self, target: &str, role: &RoleName) -> Result<u64> {
+        let v = self.next_signature_version(target, role)?;
+        self.spend_signature_version(target, v);
+        self.save()?;
+        Ok(v)
+    }
+
+    /// Checks that `signers` meet `role`'s threshold (before anything is pushed).
+    pub fn check_signers(&self, role: &RoleName, signers: &[&SigningKey]) -> Result<()> {
+        let (_, keyids, threshold) = self.spec_of(role)?;
+        let mut mine: Vec<String> = signers
+            .iter()
+            .map(|k| k.key_id())
+            .filter(|id| keyids.contains(id))
+            .collect();
+        mine.sort();
+        mine.dedup();
+        if (mine.len() as u64) < threshold {
+            return Err(RepoError::Signing {
+                role: role.to_string(),
+                reason: format!(
+                    "{} of the given keys may sign it, and it needs {threshold} of {}",
+                    mine.len(),
+                    keyids.join(", ")
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The next detached-signature version for `target` (never reused).
     pub fn next_signature_version(&self, target: &str, role: &RoleName) -> Result<u64> {
         let from_config = self
@@ -662,13 +764,11 @@ impl Workspace {
             "length": length,
             "hashes": {"sha256": sha256_hex},
             "custom": {"mediaType": media_type, "signatureVersion": signature_version,
-                       "signedAt": expiry_string(now)},
+                       "signedAt": now.to_rfc3339_opts(SecondsFormat::Micros, true)},
         });
-        let pruned = apply_retention(role, &mut signed, &self.config.retention, now)?;
+        let pruned = apply_retention(role, &mut signed, &self.config.retention, now, Some(target))?;
         self.write_role(role, signed, signers, now)?;
-        self.config
-            .signature_versions
-            .insert(target.to_string(), signature_version);
+        self.spend_signature_version(target, signature_version);
         self.save()?;
         Ok(pruned)
     }
@@ -686,7 +786,7 @@ impl Workspace {
             let Some((_, mut signed)) = self.signed_of(&role)? else {
                 continue;
             };
-            let pruned = apply_retention(&role, &mut signed, &self.config.retention, now)?;
+            let pruned = apply_retention(&role, &mut signed, &self.config.retention, now, None)?;
             if pruned.removed.is_empty() {
                 continue;
             }
@@ -762,18 +862,17 @@ impl Workspace {
                 root["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
             }
             prune_unused_keys(&mut root);
-            let (v, _) = self.current(&RoleName::root())?.unwrap_or((0, Vec::new()));
-            let published = self.is_published(
-                &Self::file_name(&RoleName::root(), v),
-                &self
-                    .current(&RoleName::root())?
-                    .map(|c| c.1)
-                    .unwrap_or_default(),
-            );
-            let next = if published { v + 1 } else { v.max(1) };
+            check_key_separation(&root)?;
+            // TUF 5.3.5: exactly the next version, signed by a threshold of the current root
+            // (the one just before it, published or not) and of itself. Roots are never
+            // re-signed in place: each version is checked against its predecessor.
+            let (v, _) = self
+                .current(&RoleName::root())?
+                .ok_or_else(|| RepoError::Invalid("the repository has no root".into()))?;
+            let next = v + 1;
             let expiry = parse_duration(&self.config.expiries.root).map_err(RepoError::Invalid)?;
             root["version"] = json!(next);
-            root["expires"] = json!(expiry_string(now + expiry));
+            root["expires"] = json!(expiry_string(expires_after(now, expiry)?));
             // Signed by the authorizing (old) keys and the new keys; checked against the new
             // root's own keys here and against the old root below.
             let signers_for_root: Vec<&SigningKey> = if role == &RoleName::root() {
@@ -843,6 +942,21 @@ impl Workspace {
             .signed_of(&RoleName::snapshot())?
             .ok_or_else(|| RepoError::Stale("there is no snapshot".into()))?;
         for role in self.targets_roles()? {
+            if let Some((_, signed)) = self.signed_of(&role)? {
+                for d in signed["delegations"]["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    let name = d["name"].as_str().unwrap_or_default();
+                    let delegated = RoleName::new(name).map_err(RepoError::Invalid)?;
+                    if self.current(&delegated)?.is_none() {
+                        return Err(RepoError::Stale(format!(
+                            "role {name} is delegated by {role} but has no metadata yet: sign an image with its key first, or delegate it with its private key"
+                        )));
+                    }
+                }
+            }
             if let Some((v, _)) = self.current(&role)? {
                 let pinned = snapshot["meta"][role.meta_key()]["version"].as_u64();
                 if pinned != Some(v) {
@@ -931,7 +1045,7 @@ impl Workspace {
         let expiry = parse_duration(&self.config.expiries.signature).map_err(RepoError::Invalid)?;
         let signed = json!({
             "_type": "signature", "spec_version": "1.0", "version": version,
-            "expires": expiry_string(now + expiry),
+            "expires": expiry_string(expires_after(now, expiry)?),
             "subject": {"mediaType": subject.media_type, "size": subject.size,
                         "digest": subject.digest.to_string()},
             "repository": repository, "tags": tags,
@@ -980,6 +1094,34 @@ fn check_signed(
     })
 }
 
+fn keyids_of(root: &Value, role: &str) -> std::collections::BTreeSet<String> {
+    root["roles"][role]["keyids"]
+        .as_array()
+        .map(|ids| {
+            ids.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// DESIGN §1: online keys (snapshot, timestamp) can't sign images, so they may not also be
+/// root or targets keys.
+fn check_key_separation(root: &Value) -> Result<()> {
+    let online: std::collections::BTreeSet<String> = keyids_of(root, "snapshot")
+        .union(&keyids_of(root, "timestamp"))
+        .cloned()
+        .collect();
+    for role in ["root", "targets"] {
+        if let Some(k) = keyids_of(root, role).intersection(&online).next() {
+            return Err(RepoError::Invalid(format!(
+                "key {k} is both an online (snapshot/timestamp) key and a {role} key: online keys must not be able to sign images or roots"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Removes keys that no top-level role uses any more.
 fn prune_unused_keys(root: &mut Value) {
     let used: std::collections::BTreeSet<String> = TOP_LEVEL
@@ -1007,6 +1149,7 @@ fn apply_retention(
     signed: &mut Value,
     retention: &Retention,
     now: DateTime<Utc>,
+    protect: Option<&str>,
 ) -> Result<Pruned> {
     let mut pruned = Pruned {
         role: role.to_string(),
@@ -1025,7 +1168,7 @@ fn apply_retention(
         let cutoff = now - parse_duration(age).map_err(RepoError::Invalid)?;
         let old: Vec<String> = targets
             .iter()
-            .filter(|(_, v)| signed_at(v).is_none_or(|t| t < cutoff))
+            .filter(|(k, v)| Some(k.as_str()) != protect && signed_at(v).is_none_or(|t| t < cutoff))
             .map(|(k, _)| k.clone())
             .collect();
         for k in old {
@@ -1236,6 +1379,7 @@ mod tests {
                     vec!["a:*".into()],
                     false,
                     &signers,
+                    &[],
                     Utc::now()
                 )
                 .is_err(),
@@ -1254,6 +1398,7 @@ mod tests {
                 vec!["a:*".into()],
                 false,
                 &signers,
+                &[],
                 Utc::now()
             )
             .is_err());
@@ -1283,6 +1428,7 @@ mod tests {
             vec!["web:*".into()],
             false,
             &signers,
+            &[],
             Utc::now(),
         )
         .expect("delegate");
@@ -1331,5 +1477,132 @@ mod tests {
                 max_age: Some("soon".into())
             })
             .is_err());
+    }
+
+    #[test]
+    fn online_keys_stay_online_and_spent_versions_are_never_reused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        // The targets key reused as the timestamp key is refused.
+        let role = |i: usize| RoleKeys {
+            keys: vec![k[i].public()],
+            threshold: 1,
+        };
+        let err = Workspace::init(
+            &dir.path().join("a"),
+            &"127.0.0.1:5000/acme".parse().expect("scope"),
+            None,
+            [
+                ("root", role(0)),
+                ("targets", role(1)),
+                ("snapshot", role(2)),
+                ("timestamp", role(1)),
+            ],
+            Expiries::default(),
+            Retention::default(),
+            &signers,
+            Utc::now(),
+        )
+        .err()
+        .expect("refused");
+        assert!(err.to_string().contains("online"), "{err}");
+        assert!(init(
+            &dir.path().join("k0"),
+            &k,
+            &signers,
+            Retention {
+                keep: Some(0),
+                max_age: None
+            }
+        )
+        .is_err());
+
+        let mut ws = init(&dir.path().join("b"), &k, &signers, Retention::default()).expect("init");
+        // Nor can an online key be delegated image signing.
+        let online = RoleKeys {
+            keys: vec![k[3].public()],
+            threshold: 1,
+        };
+        assert!(ws
+            .delegate(
+                &RoleName::targets(),
+                "ops",
+                online,
+                vec!["a:*".into()],
+                false,
+                &signers,
+                &[],
+                Utc::now()
+            )
+            .is_err());
+        // A delegation with the role's private key writes its first version; with only the
+        // public key, publishing waits until the role has metadata.
+        let team_key = SigningKey::ed25519_from_seed([7; 32]);
+        let team = || RoleKeys {
+            keys: vec![team_key.public()],
+            threshold: 1,
+        };
+        ws.delegate(
+            &RoleName::targets(),
+            "web",
+            team(),
+            vec!["web:*".into()],
+            false,
+            &signers,
+            &[],
+            Utc::now(),
+        )
+        .expect("delegate");
+        ws.snapshot(&signers, Utc::now()).expect("snapshot");
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        let stale = ws.check_consistent().expect_err("web has no metadata");
+        assert!(
+            stale.to_string().contains("role web is delegated"),
+            "{stale}"
+        );
+        ws.delegate(
+            &RoleName::targets(),
+            "web",
+            team(),
+            vec!["web:*".into()],
+            false,
+            &signers,
+            &[&team_key],
+            Utc::now(),
+        )
+        .expect("delegate");
+        assert!(ws
+            .current(&RoleName::new("web").expect("role"))
+            .expect("current")
+            .is_some());
+
+        // A timestamp whose push was started counts as spent even if never confirmed.
+        let (_, ts) = ws
+            .current(&RoleName::timestamp())
+            .expect("current")
+            .expect("timestamp");
+        ws.mark_attempt("timestamp.json", &ts).expect("attempt");
+        let before = version_of(&ts).expect("version");
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        let (after, _) = ws
+            .current(&RoleName::timestamp())
+            .expect("current")
+            .expect("timestamp");
+        assert_eq!(after, before + 1);
+        // Signature versions are taken before anything is pushed.
+        let v1 = ws
+            .reserve_signature_version("web:1", &RoleName::targets())
+            .expect("v1");
+        let v2 = ws
+            .reserve_signature_version("web:1", &RoleName::targets())
+            .expect("v2");
+        assert_eq!((v1, v2), (1, 2));
+        // None of these panics (a multi-byte unit, an overflowing count).
+        for bad in ["1ч", "999999999d", "1d "] {
+            let _ = parse_duration(bad);
+        }
+        assert!(parse_duration("1ч").is_err());
+        assert!(parse_duration("999999999d").is_err());
     }
 }

@@ -144,7 +144,19 @@ impl Registry {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("pullguard/", env!("CARGO_PKG_VERSION")))
-            .redirect(reqwest::redirect::Policy::limited(5));
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // Never from HTTPS down to plain HTTP (reqwest keeps the Authorization
+                // header when only the scheme changes).
+                let downgrade = attempt.url().scheme() == "http"
+                    && attempt.previous().iter().any(|u| u.scheme() == "https");
+                if downgrade {
+                    attempt.error("refusing a redirect from HTTPS to plain HTTP")
+                } else if attempt.previous().len() > 5 {
+                    attempt.error("more than 5 redirects")
+                } else {
+                    attempt.follow()
+                }
+            }));
         if let Some(ca) = &config.ca_file {
             let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
@@ -202,6 +214,11 @@ impl Registry {
 
     pub fn host(&self) -> &str {
         &self.host
+    }
+
+    /// The time limit of one request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn caps(&self) -> Caps {
@@ -605,7 +622,10 @@ impl Registry {
                 .http
                 .request(method.clone(), &url)
                 .headers(headers.clone());
-            if let Some(auth) = self.cached_auth(scope.as_deref()) {
+            // Credentials and tokens go to this registry only, never to an upload
+            // location or a pagination link on another origin.
+            let same_origin = url.starts_with(&format!("{}/", self.base));
+            if let Some(auth) = self.cached_auth(scope.as_deref()).filter(|_| same_origin) {
                 request = request.header(AUTHORIZATION, auth);
             }
             if let Some(b) = &body {
@@ -665,8 +685,8 @@ impl Registry {
     }
 
     fn cached_auth(&self, scope: Option<&str>) -> Option<String> {
-        if let (Some(scope), Ok(tokens)) = (scope, self.tokens.lock()) {
-            if let Some(t) = tokens.get(scope) {
+        if let Ok(tokens) = self.tokens.lock() {
+            if let Some(t) = tokens.get(scope.unwrap_or("")) {
                 if Instant::now() < t.until {
                     return Some(t.header.clone());
                 }
@@ -736,6 +756,20 @@ impl Registry {
             }
         }
         let token_label = format!("{label} (token from {})", strip_query(realm));
+        if !(realm.starts_with("https://") || realm.starts_with("http://")) {
+            return Err(self.error(
+                &token_label,
+                ErrorKind::Unauthorized {
+                    detail: format!("the token realm `{realm}` is not an http(s) URL"),
+                },
+            ));
+        }
+        let plain_realm = realm.starts_with("http://");
+        if plain_realm && self.credentials.is_some() && self.base.starts_with("https://") {
+            return Err(self.error(&token_label, ErrorKind::Unauthorized {
+                detail: "refusing to send credentials to a plain-HTTP token realm of an HTTPS registry".into(),
+            }));
+        }
         let mut request = self.http.get(&url);
         if let Some(c) = &self.credentials {
             request = request.header(AUTHORIZATION, c.basic_header());

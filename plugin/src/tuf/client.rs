@@ -56,6 +56,8 @@ pub struct TargetInfo {
     pub path: String,
     pub file: TargetFile,
     pub role: RoleName,
+    /// The role that delegated `role` on the search path (`root` for `targets`).
+    pub delegator: RoleName,
 }
 
 /// Drives one repository's update.
@@ -295,6 +297,7 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
                     path: path.to_string(),
                     file: file.clone(),
                     role,
+                    delegator,
                 }));
             }
             let mut children = Vec::new();

@@ -103,17 +103,19 @@ impl TrustedSet {
 
     /// Whether `role` was verified against `delegator`'s delegation.
     /// Who may sign for `role`'s paths: root's `targets` entry, or the delegation of `role`
-    /// by the delegator it was loaded through. Detached image signatures are checked against
-    /// this (DESIGN §2: the keys of the role that covers the repository).
-    pub fn signing_spec(&self, role: &RoleName) -> Option<RoleSpec<'_>> {
-        if role == &RoleName::targets() {
+    /// by `delegator`, the role it was reached through on the search path (another
+    /// delegator of the same name may set a weaker threshold). Detached image signatures are
+    /// checked against this (DESIGN §2: the keys of the role that covers the repository).
+    pub fn signing_spec(&self, role: &RoleName, delegator: &RoleName) -> Option<RoleSpec<'_>> {
+        if role == &RoleName::targets() && delegator == &RoleName::root() {
             return Some(root_spec(&self.root.signed, "targets"));
         }
         let (name, loaded) = self.targets.get_key_value(role)?;
-        loaded.delegators.iter().find_map(|delegator| {
-            let by = self.targets.get(delegator)?;
-            delegated_spec(&by.verified.signed, name)
-        })
+        if !loaded.delegators.contains(delegator) {
+            return None;
+        }
+        let by = self.targets.get(delegator)?;
+        delegated_spec(&by.verified.signed, name)
     }
 
     pub fn verified_by(&self, role: &RoleName, delegator: &RoleName) -> bool {
