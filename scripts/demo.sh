@@ -90,7 +90,12 @@ old_timestamp=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json
 pg repo timestamp --key timestamp.key >/dev/null
 pg repo publish | tail -1
 
-verify() { pg verify "$host/acme/app:1" --scope "$host/acme" --state node-state --root pullguard-repo/metadata/1.root.json "$@"; }
+# The node is given the scope's root v1 once; later checks use the state it keeps.
+verify() {
+  local root=()
+  [[ -d node-state ]] || root=(--root pullguard-repo/metadata/1.root.json)
+  pg verify "$host/acme/app:1" --scope "$host/acme" --state node-state "${root[@]}" "$@"
+}
 
 step "3. the node checks app:1 against the registry"
 verify
