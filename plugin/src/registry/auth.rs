@@ -35,6 +35,8 @@ impl Credentials {
 struct DockerConfig {
     #[serde(default)]
     auths: BTreeMap<String, DockerAuth>,
+    #[serde(default, rename = "credHelpers")]
+    cred_helpers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,14 @@ pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credenti
         host.split('/').next() == Some(registry)
     });
     let Some((key, auth)) = entry else {
+        // A helper named for exactly this registry means credentials are expected: going
+        // on anonymously would only fail later, and less clearly.
+        if let Some(helper) = config.cred_helpers.get(registry) {
+            return Err(format!(
+                "{}: credHelpers names `docker-credential-{helper}` for {registry}; pullguard does not run credential helpers: put the credentials in the pullguard config or in `auths`",
+                path.display()
+            ));
+        }
         return Ok(None);
     };
     if let (Some(u), Some(p)) = (&auth.username, &auth.password) {
@@ -244,6 +254,10 @@ mod tests {
             from_docker_config(&dir.path().join("absent.json"), "x"),
             Ok(None)
         );
+        std::fs::write(&path, r#"{"credHelpers": {"reg:1": "ecr-login"}}"#).expect("write");
+        let helper = from_docker_config(&path, "reg:1").expect_err("helper only");
+        assert!(helper.contains("docker-credential-ecr-login"), "{helper}");
+        assert_eq!(from_docker_config(&path, "other:1"), Ok(None));
         std::fs::write(&path, "{not json").expect("write");
         assert!(from_docker_config(&path, "127.0.0.1:5000").is_err());
         assert!(!format!("{alice:?}").contains("s3cr3t"));
