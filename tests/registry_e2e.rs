@@ -571,6 +571,34 @@ fn metadata_published_to_a_directory_verifies_the_same() {
     assert_eq!(out.code, Some(0), "{out}");
     let again = f.ok(&["repo", "publish", "--to-dir", "served"]);
     assert!(again.stdout.contains("nothing to publish"), "{again}");
+
+    // The same files over plain HTTP (the standard TUF layout), for a new node.
+    let server = common::StaticServer::start(f.dir.path());
+    let out = f.pg(&[
+        "verify",
+        &f.image("2"),
+        "--scope",
+        &f.scope,
+        "--state",
+        "http-node",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+        "--metadata-url",
+        &server.url("served"),
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let fetched = server.requests();
+    assert_eq!(
+        fetched,
+        [
+            "served/2.root.json",
+            "served/timestamp.json",
+            "served/1.snapshot.json",
+            "served/1.targets.json",
+            "served/1.team.json"
+        ],
+        "the TUF client's request sequence"
+    );
 }
 
 #[test]
