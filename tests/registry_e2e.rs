@@ -341,14 +341,7 @@ fn a_key_not_delegated_for_the_repository_is_rejected() {
     let mut index = signature_entries(&f, &digest);
     assert_eq!(index.manifests.len(), 2, "{index:?}");
     index.manifests.remove(0);
-    client
-        .put_manifest(
-            "acme/app",
-            &digest.referrers_tag(),
-            MEDIA_TYPE_IMAGE_INDEX,
-            &index.to_bytes(),
-        )
-        .expect("keep only Mallory's signature");
+    set_signature_entries(&f, &digest, &index);
     let out = f.denied("1", "state", "not_signed");
     assert!(out.stdout.contains("not delegated"), "{out}");
 
@@ -382,14 +375,7 @@ fn a_replayed_older_signature_is_rejected() {
     let mut index = signature_entries(&f, &digest);
     assert_eq!(index.manifests.len(), 2, "{index:?}");
     index.manifests.remove(1);
-    client
-        .put_manifest(
-            "acme/app",
-            &digest.referrers_tag(),
-            MEDIA_TYPE_IMAGE_INDEX,
-            &index.to_bytes(),
-        )
-        .expect("replay");
+    set_signature_entries(&f, &digest, &index);
     let out = f.denied("1", "state", "rollback");
     assert!(
         out.stdout.contains("version 1 is older than version 2"),
@@ -460,6 +446,19 @@ fn a_digest_pin_is_signed_and_verified_without_a_tag() {
             .contains("holds the trusted state of scope"),
         "{other_scope}"
     );
+}
+
+/// Replaces the tag-schema referrers index of `digest` (what a hostile registry can do).
+fn set_signature_entries(f: &Fixture, digest: &Digest, index: &ImageIndex) {
+    f.registry
+        .client()
+        .put_manifest(
+            "acme/app",
+            &digest.referrers_tag(),
+            MEDIA_TYPE_IMAGE_INDEX,
+            &index.to_bytes(),
+        )
+        .expect("rewrite the referrers index");
 }
 
 /// The attached signature artifacts of `digest` (from the tag-schema index: the Debian
@@ -540,14 +539,7 @@ fn a_tampered_signature_artifact_is_rejected() {
         .expect("push tampered");
     let mut index = signature_entries(&f, &digest);
     index.manifests.retain(|d| d.digest == pushed.digest);
-    client
-        .put_manifest(
-            "acme/app",
-            &digest.referrers_tag(),
-            MEDIA_TYPE_IMAGE_INDEX,
-            &index.to_bytes(),
-        )
-        .expect("replace the index");
+    set_signature_entries(&f, &digest, &index);
     let out = f.denied("1", "state2", "threshold_not_met");
     assert!(out.stdout.contains("0 of 1 required signatures"), "{out}");
 }

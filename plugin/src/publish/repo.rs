@@ -1203,6 +1203,26 @@ fn apply_retention(
 mod tests {
     use super::*;
 
+    fn delegate(
+        ws: &mut Workspace,
+        name: &str,
+        keys: RoleKeys,
+        path: &str,
+        signers: &[&SigningKey],
+        child: &[&SigningKey],
+    ) -> Result<()> {
+        ws.delegate(
+            &RoleName::targets(),
+            name,
+            keys,
+            vec![path.into()],
+            false,
+            signers,
+            child,
+            Utc::now(),
+        )
+    }
+
     fn keys() -> Vec<SigningKey> {
         (1..=4)
             .map(|i| SigningKey::ed25519_from_seed([i; 32]))
@@ -1372,17 +1392,7 @@ mod tests {
                 threshold: 1,
             };
             assert!(
-                ws.delegate(
-                    &RoleName::targets(),
-                    name,
-                    team,
-                    vec!["a:*".into()],
-                    false,
-                    &signers,
-                    &[],
-                    Utc::now()
-                )
-                .is_err(),
+                delegate(&mut ws, name, team, "a:*", &signers, &[]).is_err(),
                 "{name}"
             );
         }
@@ -1390,18 +1400,7 @@ mod tests {
             keys: vec![k[1].public()],
             threshold: 2,
         };
-        assert!(ws
-            .delegate(
-                &RoleName::targets(),
-                "team",
-                impossible,
-                vec!["a:*".into()],
-                false,
-                &signers,
-                &[],
-                Utc::now()
-            )
-            .is_err());
+        assert!(delegate(&mut ws, "team", impossible, "a:*", &signers, &[]).is_err());
         assert_eq!(ws.current(&RoleName::targets()).expect("current"), before);
         for bad in ["", "7", "7w", "-1d", "0h", "d"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
@@ -1421,17 +1420,7 @@ mod tests {
             keys: vec![team_key.public()],
             threshold: 1,
         };
-        ws.delegate(
-            &RoleName::targets(),
-            "team",
-            team,
-            vec!["web:*".into()],
-            false,
-            &signers,
-            &[],
-            Utc::now(),
-        )
-        .expect("delegate");
+        delegate(&mut ws, "team", team, "web:*", &signers, &[]).expect("delegate");
         let old = Utc::now() - Duration::days(10);
         target(&mut ws, &signers, "app:1", old);
         let team_role = RoleName::new("team").expect("role");
@@ -1524,18 +1513,7 @@ mod tests {
             keys: vec![k[3].public()],
             threshold: 1,
         };
-        assert!(ws
-            .delegate(
-                &RoleName::targets(),
-                "ops",
-                online,
-                vec!["a:*".into()],
-                false,
-                &signers,
-                &[],
-                Utc::now()
-            )
-            .is_err());
+        assert!(delegate(&mut ws, "ops", online, "a:*", &signers, &[]).is_err());
         // A delegation with the role's private key writes its first version; with only the
         // public key, publishing waits until the role has metadata.
         let team_key = SigningKey::ed25519_from_seed([7; 32]);
@@ -1543,17 +1521,7 @@ mod tests {
             keys: vec![team_key.public()],
             threshold: 1,
         };
-        ws.delegate(
-            &RoleName::targets(),
-            "web",
-            team(),
-            vec!["web:*".into()],
-            false,
-            &signers,
-            &[],
-            Utc::now(),
-        )
-        .expect("delegate");
+        delegate(&mut ws, "web", team(), "web:*", &signers, &[]).expect("delegate");
         ws.snapshot(&signers, Utc::now()).expect("snapshot");
         ws.timestamp(&signers, Utc::now()).expect("timestamp");
         let stale = ws.check_consistent().expect_err("web has no metadata");
@@ -1561,17 +1529,7 @@ mod tests {
             stale.to_string().contains("role web is delegated"),
             "{stale}"
         );
-        ws.delegate(
-            &RoleName::targets(),
-            "web",
-            team(),
-            vec!["web:*".into()],
-            false,
-            &signers,
-            &[&team_key],
-            Utc::now(),
-        )
-        .expect("delegate");
+        delegate(&mut ws, "web", team(), "web:*", &signers, &[&team_key]).expect("delegate");
         assert!(ws
             .current(&RoleName::new("web").expect("role"))
             .expect("current")
