@@ -197,6 +197,23 @@ pub struct Workspace {
     dir: PathBuf,
     config: Config,
     scope: Scope,
+    /// An exclusive lock on `<dir>/.lock`, held while this value lives: two publisher
+    /// commands on one working copy run one after the other, never interleaved.
+    _lock: fs::File,
+}
+
+const LOCK_FILE: &str = ".lock";
+
+fn lock_dir(dir: &Path) -> Result<fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(&path, e))?;
+    file.lock().map_err(|e| io(&path, e))?;
+    Ok(file)
 }
 
 fn expiry_string(t: DateTime<Utc>) -> String {
@@ -266,7 +283,15 @@ impl Workspace {
             );
         }
         fs::create_dir_all(dir.join("metadata")).map_err(|e| io(dir, e))?;
+        let lock = lock_dir(dir)?;
+        if dir.join(CONFIG_FILE).exists() {
+            return Err(RepoError::Invalid(format!(
+                "{} already holds a repository",
+                dir.display()
+            )));
+        }
         let mut ws = Workspace {
+            _lock: lock,
             dir: dir.to_path_buf(),
             scope: scope.clone(),
             config: Config {
@@ -299,6 +324,13 @@ impl Workspace {
 
     pub fn open(dir: &Path) -> Result<Self> {
         let path = dir.join(CONFIG_FILE);
+        if !path.exists() {
+            return Err(RepoError::Invalid(format!(
+                "{} holds no repository (run `pullguard repo init` first)",
+                dir.display()
+            )));
+        }
+        let lock = lock_dir(dir)?;
         let bytes = fs::read(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 RepoError::Invalid(format!(
@@ -312,6 +344,7 @@ impl Workspace {
         let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
         let scope = config.scope.parse().map_err(RepoError::Invalid)?;
         Ok(Workspace {
+            _lock: lock,
             dir: dir.to_path_buf(),
             config,
             scope,
@@ -1562,5 +1595,23 @@ mod tests {
         }
         assert!(parse_duration("1ч").is_err());
         assert!(parse_duration("999999999d").is_err());
+    }
+
+    #[test]
+    fn a_working_copy_is_locked_while_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let ws = init(dir.path(), &k, &signers, Retention::default()).expect("init");
+        let other = fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(LOCK_FILE))
+            .expect("lock file");
+        assert!(other.try_lock().is_err(), "a second command must wait");
+        drop(ws);
+        assert!(other.try_lock().is_ok());
+        drop(other);
+        let reopened = Workspace::open(dir.path()).expect("open");
+        assert_eq!(reopened.scope().to_string(), "127.0.0.1:5000/acme");
     }
 }

@@ -972,6 +972,7 @@ mod tests {
     use std::sync::Arc;
 
     struct Req {
+        method: String,
         path: String,
         auth: Option<String>,
     }
@@ -1012,7 +1013,7 @@ mod tests {
                 let mut body = vec![0u8; content_length];
                 let _ = std::io::Read::read_exact(&mut reader, &mut body);
                 log2.lock().expect("log").push(format!("{method} {path}"));
-                let req = Req { path, auth };
+                let req = Req { method, path, auth };
                 let (status, headers, body) = handler(&req, &addr2);
                 let mut head = format!("HTTP/1.1 {status} X\r\nConnection: close\r\n");
                 if !headers.iter().any(|(k, _)| k == "Content-Length") {
@@ -1360,5 +1361,46 @@ mod tests {
             .expect_err("too slow");
         assert_eq!(err.kind, ErrorKind::Timeout, "{err}");
         assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_tag_schema_index_is_written_only_without_referrers_support() {
+        for registry_keeps_referrers in [true, false] {
+            let handler: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
+                if req.path.contains("/blobs/") {
+                    return (200, vec![], Vec::new()); // HEAD: the blob is there already
+                }
+                if req.path.contains("/manifests/sha256-") && req.method == "GET" {
+                    return (404, vec![], Vec::new()); // no referrers index yet
+                }
+                let mut headers = Vec::new();
+                if registry_keeps_referrers {
+                    headers.push(("OCI-Subject".to_string(), "sha256:x".to_string()));
+                }
+                (201, headers, Vec::new())
+            });
+            let (addr, log) = fake(handler);
+            let c = client(&addr, None);
+            let subject = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"image");
+            let result = c.push_artifact(
+                "acme/app",
+                None,
+                "b/sig",
+                b"{}",
+                Some(subject.clone()),
+                None,
+            );
+            result.expect("pushed");
+            let log = log.lock().expect("log").clone();
+            let index_put = format!(
+                "PUT /v2/acme/app/manifests/{}",
+                subject.digest.referrers_tag()
+            );
+            assert_eq!(
+                log.contains(&index_put),
+                !registry_keeps_referrers,
+                "registry keeps referrers: {registry_keeps_referrers}; requests: {log:?}"
+            );
+        }
     }
 }
