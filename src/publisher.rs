@@ -218,8 +218,11 @@ pub struct PublishArgs {
 
 #[derive(Debug, Args)]
 pub struct SignArgs {
-    /// The image, REGISTRY/NAMESPACE/REPO:TAG (resolved to its manifest digest).
-    image: String,
+    /// Images, REGISTRY/NAMESPACE/REPO:TAG (resolved to the manifest digest), or
+    /// REGISTRY/NAMESPACE/REPO@sha256:... to sign a digest pin. Signed in order; the first
+    /// failure stops (what was signed before it stays signed).
+    #[arg(required = true, num_args = 1..)]
+    images: Vec<String>,
     #[arg(long = "key", required = true)]
     keys: Vec<PathBuf>,
     #[command(flatten)]
@@ -435,9 +438,25 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
 }
 
 pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
-    let now = Utc::now();
     let mut ws = Workspace::open(&a.dir.dir)?;
-    let image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
+    let signers = private_keys(&a.keys)?;
+    let registry = config
+        .registry(ws.scope().registry())
+        .map_err(|e| anyhow!(e))?;
+    for image in &a.images {
+        sign_one(&mut ws, &registry, &signers, image)?;
+    }
+    Ok(())
+}
+
+fn sign_one(
+    ws: &mut Workspace,
+    registry: &pullguard_plugin::registry::Registry,
+    signers: &[SigningKey],
+    image: &str,
+) -> Result<()> {
+    let now = Utc::now();
+    let image: ImageRef = image.parse().map_err(|e: String| anyhow!(e))?;
     let scope = ws.scope().clone();
     let Some(repo) = scope.relative_repository(&image) else {
         bail!("{image} is not inside scope {scope}");
@@ -449,7 +468,6 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
         (None, Some(d)) => (format!("{repo}@{d}"), d.to_string(), Vec::new()),
         (None, None) => bail!("{image}: a tag or a digest is needed"),
     };
-    let signers = private_keys(&a.keys)?;
     let role = ws.responsible_role(&target)?;
     let keyids = ws.role_keyids(&role)?;
     if !signers.iter().any(|k| keyids.contains(&k.key_id())) {
@@ -458,7 +476,6 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
             keyids.join(", ")
         );
     }
-    let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
     let manifest = registry.get_manifest(
         image.repository(),
         &reference,
@@ -474,9 +491,9 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
         }
     }
     let subject = manifest.descriptor();
-    ws.check_signers(&role, &refs(&signers))?;
+    ws.check_signers(&role, &refs(signers))?;
     let version = ws.reserve_signature_version(&target, &role)?;
-    let doc = ws.signature_document(repo, &tags, &subject, version, &refs(&signers), now)?;
+    let doc = ws.signature_document(repo, &tags, &subject, version, &refs(signers), now)?;
     let pushed = registry.push_artifact(
         image.repository(),
         None,
@@ -495,7 +512,7 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
             .ok_or_else(|| anyhow!("only sha256 manifests can be signed"))?,
         &subject.media_type,
         version,
-        &refs(&signers),
+        &refs(signers),
         now,
     )?;
     println!(

@@ -117,10 +117,13 @@ impl Fixture {
         self.sign_and_publish_with("team.key", tags);
     }
 
+    /// Signs all `tags` with one `pullguard sign`, then snapshot, timestamp and publish.
     fn sign_and_publish_with(&self, key: &str, tags: &[&str]) {
-        for tag in tags {
-            self.ok(&["sign", &self.image(tag), "--key", key]);
-        }
+        let images: Vec<String> = tags.iter().map(|t| self.image(t)).collect();
+        let mut args = vec!["sign"];
+        args.extend(images.iter().map(String::as_str));
+        args.extend(["--key", key]);
+        self.ok(&args);
         self.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
         self.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
         self.ok(&["repo", "publish"]);

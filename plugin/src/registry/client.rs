@@ -122,6 +122,8 @@ pub struct Registry {
     tokens: Mutex<HashMap<String, CachedToken>>,
     /// Set once the registry has asked for basic auth: every later request carries it.
     basic: Mutex<bool>,
+    /// Blobs this client uploaded or saw (repository, digest): not asked about again.
+    known_blobs: Mutex<std::collections::HashSet<(String, Digest)>>,
     timeout: Duration,
     caps: Caps,
     /// 429 / 503 retries, and the longest `Retry-After` waited for.
@@ -205,6 +207,7 @@ impl Registry {
             credentials,
             tokens: Mutex::new(HashMap::new()),
             basic: Mutex::new(false),
+            known_blobs: Mutex::new(std::collections::HashSet::new()),
             timeout,
             caps: Caps::default(),
             max_retries: 2,
@@ -403,7 +406,14 @@ impl Registry {
     /// already has it.
     pub fn put_blob(&self, repo: &str, bytes: &[u8]) -> Result<Digest> {
         let digest = Digest::sha256_of(bytes);
+        let key = (repo.to_string(), digest.clone());
+        if self.known_blobs.lock().is_ok_and(|k| k.contains(&key)) {
+            return Ok(digest);
+        }
         if self.blob_exists(repo, &digest)? {
+            if let Ok(mut k) = self.known_blobs.lock() {
+                k.insert(key);
+            }
             return Ok(digest);
         }
         let path = format!("/v2/{repo}/blobs/uploads/");
@@ -448,6 +458,9 @@ impl Registry {
             if h != digest {
                 return Err(self.mismatch(&put_label, &digest, &h));
             }
+        }
+        if let Ok(mut k) = self.known_blobs.lock() {
+            k.insert(key);
         }
         Ok(digest)
     }
