@@ -1065,3 +1065,49 @@ fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
         "{bad}"
     );
 }
+
+#[test]
+fn oversized_and_foreign_metadata_artifacts_are_refused_and_change_nothing() {
+    let f = Fixture::published();
+    f.admitted("1", "state");
+    let client = f.registry.client();
+    let genuine = f.trust_tag("timestamp");
+    // A 1 MiB "timestamp" (the limit is 16 KiB): refused from the manifest's layer size,
+    // before the blob is read.
+    let huge = vec![b' '; 1 << 20];
+    client
+        .push_artifact(
+            "acme/trust",
+            Some("timestamp"),
+            pullguard_plugin::registry::oci::ARTIFACT_TUF,
+            &huge,
+            None,
+            None,
+        )
+        .expect("push");
+    let out = f.denied("1", "state", "oversized");
+    assert!(out.stdout.contains("16384"), "{out}");
+    // Something else entirely under the tag: malformed, not a registry outage.
+    client
+        .push_artifact(
+            "acme/trust",
+            Some("timestamp"),
+            "application/vnd.example.sbom.v1+json",
+            b"{}",
+            None,
+            None,
+        )
+        .expect("push");
+    let out = f.denied("1", "state", "malformed");
+    assert!(
+        out.stdout.contains("not a pullguard TUF metadata artifact"),
+        "{out}"
+    );
+    // The genuine timestamp back: admitted, at the version trusted before.
+    f.retag_trust("timestamp", &genuine);
+    f.admitted("1", "state");
+    assert_eq!(
+        state_file(&f.path("state"), "timestamp.json")["signed"]["version"],
+        1
+    );
+}

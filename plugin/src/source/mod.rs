@@ -29,6 +29,10 @@ pub enum FetchError {
     /// manifest whose content does not have its digest).
     #[error("{location} is corrupt: {reason}")]
     Corrupt { location: String, reason: String },
+    /// The transport holds something that is not what this source stores there (e.g. a
+    /// registry tag of the trust repository that is not a pullguard metadata artifact).
+    #[error("{location}: {reason}")]
+    Invalid { location: String, reason: String },
 }
 
 impl FetchError {
@@ -36,6 +40,7 @@ impl FetchError {
         match self {
             FetchError::TooLarge { .. } => ReasonCode::Oversized,
             FetchError::Corrupt { .. } => ReasonCode::DigestMismatch,
+            FetchError::Invalid { .. } => ReasonCode::Malformed,
             _ => ReasonCode::Unavailable,
         }
     }

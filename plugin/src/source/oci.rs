@@ -71,13 +71,13 @@ impl OciSource {
             .map_err(FetchError::from)?;
         let location = format!("registry {}: {repo}:{tag}", self.registry.host());
         let parsed: ImageManifest =
-            serde_json::from_slice(&manifest.bytes).map_err(|e| FetchError::Io {
+            serde_json::from_slice(&manifest.bytes).map_err(|e| FetchError::Invalid {
                 location: location.clone(),
                 reason: format!("not an OCI image manifest: {e}"),
             })?;
         let layer = parsed
             .single_layer(ARTIFACT_TUF)
-            .map_err(|reason| FetchError::Io {
+            .map_err(|reason| FetchError::Invalid {
                 location: location.clone(),
                 reason: format!("not a pullguard TUF metadata artifact: {reason}"),
             })?;
@@ -98,7 +98,7 @@ impl MetadataSource for OciSource {
         version: Option<u64>,
         max_len: u64,
     ) -> Result<Vec<u8>, FetchError> {
-        let tag = metadata_tag(role, version).map_err(|reason| FetchError::Io {
+        let tag = metadata_tag(role, version).map_err(|reason| FetchError::Invalid {
             location: format!(
                 "registry {}: {}",
                 self.registry.host(),
@@ -117,7 +117,7 @@ impl MetadataSource for OciSource {
         hash_prefix: Option<&str>,
         max_len: u64,
     ) -> Result<Vec<u8>, FetchError> {
-        let invalid = |reason: String| FetchError::Io {
+        let invalid = |reason: String| FetchError::Invalid {
             location: format!("registry {}: target {path}", self.registry.host()),
             reason,
         };
