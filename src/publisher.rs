@@ -491,6 +491,11 @@ fn sign_one(
         }
     }
     let subject = manifest.descriptor();
+    let sha256 = subject
+        .digest
+        .sha256_hex()
+        .ok_or_else(|| anyhow!("{image}: only sha256 manifests can be signed"))?
+        .to_string();
     ws.check_signers(&role, &refs(signers))?;
     let version = ws.reserve_signature_version(&target, &role)?;
     let doc = ws.signature_document(repo, &tags, &subject, version, &refs(signers), now)?;
@@ -506,10 +511,7 @@ fn sign_one(
         &role,
         &target,
         subject.size,
-        subject
-            .digest
-            .sha256_hex()
-            .ok_or_else(|| anyhow!("only sha256 manifests can be signed"))?,
+        &sha256,
         &subject.media_type,
         version,
         &refs(signers),

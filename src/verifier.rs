@@ -82,7 +82,7 @@ pub enum BundleCommand {
 /// (recorded in `.pullguard-scope`): using it for another is refused, never mixed.
 fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore> {
     let mut store = DirStore::open(state)?;
-    let marker = state.join(".pullguard-scope");
+    let marker = state.join(SCOPE_MARKER);
     match std::fs::read_to_string(&marker) {
         Ok(recorded) if recorded.trim() != scope.to_string() => bail!(
             "{} holds the trusted state of scope {}, not {scope}",
@@ -90,10 +90,8 @@ fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirSto
             recorded.trim()
         ),
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            write_atomic(&marker, scope.to_string().as_bytes())
-                .with_context(|| marker.display().to_string())?;
-        }
+        // Bound to the scope after its first successful refresh (see `check`).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(anyhow!("{}: {e}", marker.display())),
     }
     if store.load(&RoleName::root())?.is_some() {
@@ -145,8 +143,25 @@ fn check<S: MetadataSource>(
     image: &ImageRef,
 ) -> Checked {
     let mut updater = Updater::new(source, store, Limits::default());
-    verify_image(&mut updater, signatures, scope, image, Utc::now())
+    let checked = verify_image(&mut updater, signatures, scope, image, Utc::now());
+    // Once a refresh for this scope succeeded, the state directory belongs to it.
+    let store = updater.store();
+    if let (Ok(Some(_)), Some(dir)) = (
+        store.load(&RoleName::timestamp()),
+        store.path_of(&RoleName::root()).parent(),
+    ) {
+        let marker = dir.join(SCOPE_MARKER);
+        if !marker.exists() {
+            if let Err(e) = write_atomic(&marker, scope.to_string().as_bytes()) {
+                eprintln!("warning: {}: {e}", marker.display());
+            }
+        }
+    }
+    checked
 }
+
+/// Names the scope whose trusted state a state directory holds.
+const SCOPE_MARKER: &str = ".pullguard-scope";
 
 /// Verifies one image; `Ok(false)` is a denial (already reported).
 pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
@@ -155,6 +170,13 @@ pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
     let store = open_state(&a.state, a.root.as_deref(), &scope)?;
     if let Some(path) = &a.bundle {
         let bundle = read_bundle(path)?;
+        if scope_of(&bundle.scope)? != scope {
+            bail!(
+                "{} is a bundle for scope {}, not {scope}",
+                path.display(),
+                bundle.scope
+            );
+        }
         if image.digest().is_none() {
             let found = bundle
                 .images

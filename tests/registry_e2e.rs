@@ -1016,8 +1016,9 @@ fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
     f.denied("1", "state", "not_signed");
     f.sign_and_publish_with("team2.key", &["1"]);
     f.admitted("1", "state");
-    // Two root changes before one publish: root v3 (new timestamp key, authorised by the
-    // new root key) follows v2 in the chain, and nodes follow both.
+    // Two root changes before one publish: root v3 (the root key changes back, signed by
+    // v2's key and its own) and root v4 (a new timestamp key, authorised by v3's root key).
+    // Nodes follow the chain v2 -> v3 -> v4.
     f.ok(&["key", "generate", "timestamp2.key"]);
     f.ok(&[
         "repo",

@@ -41,14 +41,23 @@ impl SignatureSource for Registry {
         let deadline = std::time::Instant::now() + self.timeout();
         let (mut referrers, _) = self.referrers(repo, digest, None)?;
         referrers.retain(|d| d.media_type == MEDIA_TYPE_IMAGE_MANIFEST);
+        // Newest first (a tag-schema index grows at its end), claimed signatures before
+        // anything else: a crowd of old or junk entries cannot push the newest signature out.
+        referrers.reverse();
         referrers.sort_by_key(|d| d.artifact_type.as_deref() != Some(ARTIFACT_SIGNATURE));
         referrers.truncate(REFERRERS_READ_MAX);
         let mut out = Vec::new();
         for d in referrers {
             if std::time::Instant::now() > deadline {
-                return Err(FetchError::Timeout {
-                    location: format!("registry {}: the referrers of {repo}@{digest}", self.host()),
-                });
+                if out.is_empty() {
+                    return Err(FetchError::Timeout {
+                        location: format!(
+                            "registry {}: the referrers of {repo}@{digest}",
+                            self.host()
+                        ),
+                    });
+                }
+                break; // judge what was read in time
             }
             let manifest = match self.get_manifest(
                 repo,
@@ -209,8 +218,13 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
             }
         };
         let sig = &env.signed;
-        let names_it =
-            sig.repository == repo && image.tag().is_none_or(|t| sig.tags.iter().any(|x| x == t));
+        // A tag's signature names the tag; a digest pin's names no tag (the two keep separate
+        // version counters, so one must not stand in for the other).
+        let names_it = sig.repository == repo
+            && match image.tag() {
+                Some(t) => sig.tags.iter().any(|x| x == t),
+                None => sig.tags.is_empty(),
+            };
         if !names_it || sig.subject.digest != digest.to_string() {
             continue;
         }

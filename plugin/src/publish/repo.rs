@@ -343,6 +343,11 @@ impl Workspace {
         })?;
         let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
         let scope = config.scope.parse().map_err(RepoError::Invalid)?;
+        config
+            .expiries
+            .validate()
+            .and_then(|()| config.retention.validate())
+            .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(Workspace {
             _lock: lock,
             dir: dir.to_path_buf(),
@@ -507,6 +512,27 @@ impl Workspace {
         Ok(None)
     }
 
+    /// The keys of every delegation in every targets role.
+    fn delegated_keyids(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut ids = std::collections::BTreeSet::new();
+        for role in self.targets_roles()? {
+            if let Some((_, signed)) = self.signed_of(&role)? {
+                for d in signed["delegations"]["roles"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                {
+                    for id in d["keyids"].as_array().into_iter().flatten() {
+                        if let Some(id) = id.as_str() {
+                            ids.insert(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(ids)
+    }
+
     /// Every targets role with metadata in the working copy, `targets` first.
     pub fn targets_roles(&self) -> Result<Vec<RoleName>> {
         let dir = self.metadata_dir();
@@ -639,6 +665,27 @@ impl Workspace {
                 "{child}: at least one path pattern is needed"
             )));
         }
+        if !child_signers.is_empty() {
+            // Checked before anything is written: a delegation is applied whole or not at all.
+            let wanted = role_keys.keyids();
+            let mut mine: Vec<String> = child_signers
+                .iter()
+                .map(|k| k.key_id())
+                .filter(|id| wanted.contains(id))
+                .collect();
+            mine.sort();
+            mine.dedup();
+            if (mine.len() as u64) < role_keys.threshold {
+                return Err(RepoError::Signing {
+                    role: child.to_string(),
+                    reason: format!(
+                        "{} of its private keys were given; its threshold is {}",
+                        mine.len(),
+                        role_keys.threshold
+                    ),
+                });
+            }
+        }
         let (_, mut signed) = self
             .signed_of(parent)?
             .ok_or_else(|| RepoError::Invalid(format!("{parent} has no metadata yet")))?;
@@ -662,10 +709,14 @@ impl Workspace {
             None => roles.push(entry),
         }
         self.write_role(parent, signed, signers, now)?;
-        if !child_signers.is_empty() && self.current(&child)?.is_none() {
-            let empty = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                               "expires": "1970-01-01T00:00:00Z", "targets": {}});
-            self.write_role(&child, empty, child_signers, now)?;
+        if !child_signers.is_empty() {
+            // Its first (empty) version, or the current one re-signed under the new keys.
+            let child_signed = match self.signed_of(&child)? {
+                Some((_, s)) => s,
+                None => json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+                               "expires": "1970-01-01T00:00:00Z", "targets": {}}),
+            };
+            self.write_role(&child, child_signed, child_signers, now)?;
         }
         self.save()
     }
@@ -739,6 +790,9 @@ impl Workspace {
     /// Checks that `signers` meet `role`'s threshold (before anything is pushed).
     pub fn check_signers(&self, role: &RoleName, signers: &[&SigningKey]) -> Result<()> {
         let (_, keyids, threshold) = self.spec_of(role)?;
+        if threshold == 0 {
+            return Err(RepoError::Invalid(format!("{role} has no valid threshold")));
+        }
         let mut mine: Vec<String> = signers
             .iter()
             .map(|k| k.key_id())
@@ -896,6 +950,15 @@ impl Workspace {
             }
             prune_unused_keys(&mut root);
             check_key_separation(&root)?;
+            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
+                .union(&keyids_of(&root, "timestamp"))
+                .cloned()
+                .collect();
+            if let Some(k) = self.delegated_keyids()?.intersection(&online).next() {
+                return Err(RepoError::Invalid(format!(
+                    "key {k} signs images for a delegated role and cannot become an online (snapshot/timestamp) key"
+                )));
+            }
             // TUF 5.3.5: exactly the next version, signed by a threshold of the current root
             // (the one just before it, published or not) and of itself. Roots are never
             // re-signed in place: each version is checked against its predecessor.
@@ -944,6 +1007,16 @@ impl Workspace {
                 self.write_role(role, signed, new_keys, now)?;
             }
         } else {
+            let root = self.root_signed()?;
+            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
+                .union(&keyids_of(&root, "timestamp"))
+                .cloned()
+                .collect();
+            if let Some(k) = rk.keyids().iter().find(|k| online.contains(*k)) {
+                return Err(RepoError::Invalid(format!(
+                    "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
+                )));
+            }
             let (parent, mut signed) = self
                 .delegator_of(role)?
                 .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
@@ -998,6 +1071,20 @@ impl Workspace {
                         pinned.map_or("none".to_string(), |p| p.to_string())
                     )));
                 }
+            }
+        }
+        // Every role's current metadata must meet the threshold that root or its delegator
+        // sets now (after a delegation or rotation that was not followed by a re-sign).
+        let mut roles = self.targets_roles()?;
+        roles.extend([RoleName::snapshot(), RoleName::timestamp()]);
+        for role in roles {
+            if let Some((v, bytes)) = self.current(&role)? {
+                let (keys, keyids, threshold) = self.spec_of(&role)?;
+                check_signed(&role, &bytes, &keys, &keyids, threshold).map_err(|e| {
+                    RepoError::Stale(format!(
+                        "{role} version {v} is not signed by its current keys ({e}): re-sign it before publishing"
+                    ))
+                })?;
             }
         }
         let (sv, snapshot_bytes) = self
@@ -1210,13 +1297,18 @@ fn apply_retention(
         }
     }
     if let Some(keep) = retention.keep {
+        // At least the target being signed stays, whatever a hand-edited config says.
+        let keep = keep.max(1);
         let mut by_repo: BTreeMap<String, Vec<SignedTarget>> = BTreeMap::new();
         for (path, v) in targets.iter() {
             let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
-            by_repo
-                .entry(repo)
-                .or_default()
-                .push((signed_at(v), path.clone()));
+            // The target being signed right now is the newest, whatever the clocks said.
+            let at = if Some(path.as_str()) == protect {
+                Some(DateTime::<Utc>::MAX_UTC)
+            } else {
+                signed_at(v)
+            };
+            by_repo.entry(repo).or_default().push((at, path.clone()));
         }
         for (_, mut entries) in by_repo {
             entries.sort_by(|a, b| b.cmp(a));
@@ -1613,5 +1705,65 @@ mod tests {
         drop(other);
         let reopened = Workspace::open(dir.path()).expect("open");
         assert_eq!(reopened.scope().to_string(), "127.0.0.1:5000/acme");
+    }
+
+    #[test]
+    fn key_changes_that_would_break_nodes_or_separation_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let k = keys();
+        let signers: Vec<&SigningKey> = k.iter().collect();
+        let mut ws = init(dir.path(), &k, &signers, Retention::default()).expect("init");
+        let web_key = SigningKey::ed25519_from_seed([7; 32]);
+        let web = |key: &SigningKey| RoleKeys {
+            keys: vec![key.public()],
+            threshold: 1,
+        };
+        delegate(
+            &mut ws,
+            "web",
+            web(&web_key),
+            "web:*",
+            &signers,
+            &[&web_key],
+        )
+        .expect("delegate");
+        let web_role = RoleName::new("web").expect("role");
+        // A delegated role rotated onto the timestamp key, or the snapshot rotated onto a
+        // delegated role's key: either way an online key could sign images.
+        assert!(ws
+            .rotate(&web_role, &[&k[3]], 1, &[&k[1]], Utc::now())
+            .is_err());
+        let err = ws
+            .rotate(&RoleName::snapshot(), &[&web_key], 1, &[&k[0]], Utc::now())
+            .expect_err("refused");
+        assert!(err.to_string().contains("delegated role"), "{err}");
+        // Too few of the new role's private keys: nothing is written.
+        let before = ws.current(&RoleName::targets()).expect("current");
+        let other = SigningKey::ed25519_from_seed([8; 32]);
+        let two = RoleKeys {
+            keys: vec![web_key.public(), other.public()],
+            threshold: 2,
+        };
+        assert!(delegate(&mut ws, "api", two, "api:*", &signers, &[&web_key]).is_err());
+        assert_eq!(ws.current(&RoleName::targets()).expect("current"), before);
+        // New public keys for an existing role leave its metadata signed by the old key:
+        // publishing is refused until it is re-signed.
+        ws.snapshot(&signers, Utc::now()).expect("snapshot");
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        ws.check_consistent().expect("consistent");
+        delegate(&mut ws, "web", web(&other), "web:*", &signers, &[]).expect("re-delegate");
+        ws.snapshot(&signers, Utc::now()).expect("snapshot");
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        let stale = ws
+            .check_consistent()
+            .expect_err("web is signed by its old key");
+        assert!(
+            stale.to_string().contains("not signed by its current keys"),
+            "{stale}"
+        );
+        delegate(&mut ws, "web", web(&other), "web:*", &signers, &[&other]).expect("re-sign");
+        ws.snapshot(&signers, Utc::now()).expect("snapshot");
+        ws.timestamp(&signers, Utc::now()).expect("timestamp");
+        ws.check_consistent().expect("consistent again");
     }
 }

@@ -37,6 +37,8 @@ struct DockerConfig {
     auths: BTreeMap<String, DockerAuth>,
     #[serde(default, rename = "credHelpers")]
     cred_helpers: BTreeMap<String, String>,
+    #[serde(default, rename = "credsStore")]
+    creds_store: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,15 +75,23 @@ pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credenti
             .trim_start_matches("http://");
         host.split('/').next() == Some(registry)
     });
-    let Some((key, auth)) = entry else {
-        // A helper named for exactly this registry means credentials are expected: going
-        // on anonymously would only fail later, and less clearly.
-        if let Some(helper) = config.cred_helpers.get(registry) {
+    // Credentials kept by a helper are expected but out of reach: a helper named for
+    // exactly this registry, or the empty `auths` entry that `docker login` leaves beside a
+    // `credsStore`. Going on anonymously would only fail later, and less clearly.
+    let helper = config.cred_helpers.get(registry).or(match entry {
+        Some((_, a)) if a.auth.is_none() && a.username.is_none() => config.creds_store.as_ref(),
+        _ => None,
+    });
+    if let Some(helper) = helper {
+        let has_inline = entry.is_some_and(|(_, a)| a.auth.is_some() || a.username.is_some());
+        if !has_inline {
             return Err(format!(
-                "{}: credHelpers names `docker-credential-{helper}` for {registry}; pullguard does not run credential helpers: put the credentials in the pullguard config or in `auths`",
+                "{}: the credentials for {registry} are kept by `docker-credential-{helper}`; pullguard does not run credential helpers: put them in the pullguard config or in `auths`",
                 path.display()
             ));
         }
+    }
+    let Some((key, auth)) = entry else {
         return Ok(None);
     };
     if let (Some(u), Some(p)) = (&auth.username, &auth.password) {
@@ -258,6 +268,15 @@ mod tests {
         let helper = from_docker_config(&path, "reg:1").expect_err("helper only");
         assert!(helper.contains("docker-credential-ecr-login"), "{helper}");
         assert_eq!(from_docker_config(&path, "other:1"), Ok(None));
+        // `docker login` with a credential store leaves an empty entry behind.
+        std::fs::write(&path, r#"{"auths": {"reg:1": {}}, "credsStore": "pass"}"#).expect("write");
+        let store = from_docker_config(&path, "reg:1").expect_err("store only");
+        assert!(store.contains("docker-credential-pass"), "{store}");
+        assert_eq!(
+            from_docker_config(&path, "public:1"),
+            Ok(None),
+            "no entry: anonymous"
+        );
         std::fs::write(&path, "{not json").expect("write");
         assert!(from_docker_config(&path, "127.0.0.1:5000").is_err());
         assert!(!format!("{alice:?}").contains("s3cr3t"));

@@ -649,6 +649,19 @@ impl Registry {
                 .map_err(|e| self.transport_error(&label, &e))?;
             let status = resp.status().as_u16();
             match status {
+                401 if !same_origin => {
+                    // Another origin asks for credentials: ours are not for it.
+                    return Err(self.error(
+                        &label,
+                        ErrorKind::Unauthorized {
+                            detail: format!(
+                                "{} asks for credentials; those of {} are not sent elsewhere",
+                                strip_query(&url),
+                                self.host
+                            ),
+                        },
+                    ));
+                }
                 401 if !challenged => {
                     challenged = true;
                     let challenge = resp
@@ -1415,5 +1428,51 @@ mod tests {
                 "registry keeps referrers: {registry_keeps_referrers}; requests: {log:?}"
             );
         }
+    }
+
+    #[test]
+    fn credentials_never_follow_an_upload_to_another_origin() {
+        let elsewhere: Arc<Handler> = Arc::new(|req: &Req, _: &str| {
+            assert!(req.auth.is_none(), "credentials leaked to another origin");
+            (
+                401,
+                vec![("WWW-Authenticate".into(), r#"Basic realm="x""#.into())],
+                Vec::new(),
+            )
+        });
+        let (other, other_log) = fake(elsewhere);
+        let home: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
+            let basic = Credentials {
+                username: "alice".into(),
+                password: "pw".into(),
+            }
+            .basic_header();
+            if req.auth.as_deref() != Some(basic.as_str()) {
+                return (
+                    401,
+                    vec![("WWW-Authenticate".into(), r#"Basic realm="home""#.into())],
+                    Vec::new(),
+                );
+            }
+            if req.method == "HEAD" {
+                return (404, vec![], Vec::new());
+            }
+            (
+                202,
+                vec![("Location".into(), format!("http://{other}/upload?id=1"))],
+                Vec::new(),
+            )
+        });
+        let (addr, _) = fake(home);
+        let err = client(&addr, Some(("alice", "pw")))
+            .put_blob("acme/app", b"layer")
+            .expect_err("refused");
+        assert!(matches!(err.kind, ErrorKind::Unauthorized { .. }), "{err}");
+        assert!(err.to_string().contains("not sent elsewhere"), "{err}");
+        assert_eq!(
+            other_log.lock().expect("log").len(),
+            1,
+            "one anonymous attempt, no retry with credentials"
+        );
     }
 }
