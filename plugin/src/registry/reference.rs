@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(pinned.manifest_reference(), format!("sha256:{HEX}"));
         for bad in [
             "debian:9.9",
-            "docker.io/Library/debian:9",
+            "registry.invalid/Library/debian:9",
             "127.0.0.1:5000/acme/api",
             "127.0.0.1:5000/acme/api:-x",
             "127.0.0.1:5000/acme//api:1",
