@@ -21,9 +21,15 @@ use crate::registry::Scope;
 use crate::store::dir::write_atomic;
 use crate::tuf::names::RoleName;
 use crate::tuf::pattern;
-use crate::tuf::schema::{Key, Targets};
+use crate::tuf::schema::Key;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 use crate::tuf::verify::{check_threshold, RoleSpec};
+
+mod policy;
+mod rotate;
+
+use policy::apply_retention;
+pub use policy::{parse_duration, Expiries, Retention};
 
 const CONFIG_FILE: &str = "pullguard-repo.json";
 const TOP_LEVEL: [&str; 4] = ["root", "targets", "snapshot", "timestamp"];
@@ -46,100 +52,6 @@ fn io(path: &Path, e: impl std::fmt::Display) -> RepoError {
     RepoError::Io {
         path: path.display().to_string(),
         reason: e.to_string(),
-    }
-}
-
-/// A duration written as `<n>d`, `<n>h`, `<n>m` or `<n>s`.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)");
-    let unit = s.chars().last().ok_or_else(bad)?;
-    let digits = &s[..s.len() - unit.len_utf8()];
-    let n: i64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (write e.g. 7d, 12h, 30m, 90s)"))?;
-    if n <= 0 {
-        return Err(format!("`{s}`: a duration must be positive"));
-    }
-    let d = match unit {
-        'd' => Duration::try_days(n),
-        'h' => Duration::try_hours(n),
-        'm' => Duration::try_minutes(n),
-        's' => Duration::try_seconds(n),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    if d > Duration::days(36_500) {
-        return Err(format!("`{s}`: longer than 100 years"));
-    }
-    Ok(d)
-}
-
-/// How long each kind of document stays valid after it is signed.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Expiries {
-    pub root: String,
-    pub targets: String,
-    pub snapshot: String,
-    pub timestamp: String,
-    pub signature: String,
-}
-
-impl Default for Expiries {
-    fn default() -> Self {
-        Expiries {
-            root: "365d".into(),
-            targets: "90d".into(),
-            snapshot: "7d".into(),
-            timestamp: "1d".into(),
-            signature: "90d".into(),
-        }
-    }
-}
-
-impl Expiries {
-    fn for_role(&self, role: &str) -> &str {
-        match role {
-            "root" => &self.root,
-            "snapshot" => &self.snapshot,
-            "timestamp" => &self.timestamp,
-            _ => &self.targets,
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        for d in [
-            &self.root,
-            &self.targets,
-            &self.snapshot,
-            &self.timestamp,
-            &self.signature,
-        ] {
-            parse_duration(d)?;
-        }
-        Ok(())
-    }
-}
-
-/// Which targets stay signed: the newest `keep` per repository and/or those signed within
-/// `max_age`. Applied whenever a targets role is re-signed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Retention {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keep: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_age: Option<String>,
-}
-
-impl Retention {
-    pub fn validate(&self) -> Result<(), String> {
-        if self.keep == Some(0) {
-            return Err("retention: --keep must be at least 1 (0 would drop every image)".into());
-        }
-        if let Some(age) = &self.max_age {
-            parse_duration(age)?;
-        }
-        Ok(())
     }
 }
 
@@ -918,129 +830,6 @@ impl Workspace {
         Ok(v)
     }
 
-    /// Replaces the keys of `role`. Root: the new root is signed by a threshold of the old
-    /// root keys (`authorizers`) and of the new ones. Other top-level roles: a new root signed
-    /// by the root keys, then the role re-signed with its new keys. Delegated roles: the
-    /// delegator re-signed by its keys, then the role re-signed with its new keys. New keys
-    /// must be private, so the rotated role is never left unsigned.
-    pub fn rotate(
-        &mut self,
-        role: &RoleName,
-        new_keys: &[&SigningKey],
-        threshold: u64,
-        authorizers: &[&SigningKey],
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let rk = RoleKeys {
-            keys: new_keys.iter().map(|k| k.public()).collect(),
-            threshold,
-        };
-        rk.check(role.as_str())?;
-        let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
-        if TOP_LEVEL.contains(&role.as_str()) {
-            let mut root = self.root_signed()?;
-            if role == &RoleName::root() {
-                // TUF 5.3.4: the new root must meet the old root's threshold too.
-                let old = self.sign_for(&RoleName::root(), &root, authorizers, None)?;
-                drop(old);
-            }
-            root["roles"][role.as_str()] = json!({"keyids": rk.keyids(), "threshold": threshold});
-            for k in &rk.keys {
-                root["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
-            }
-            prune_unused_keys(&mut root);
-            check_key_separation(&root)?;
-            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
-                .union(&keyids_of(&root, "timestamp"))
-                .cloned()
-                .collect();
-            if let Some(k) = self.delegated_keyids()?.intersection(&online).next() {
-                return Err(RepoError::Invalid(format!(
-                    "key {k} signs images for a delegated role and cannot become an online (snapshot/timestamp) key"
-                )));
-            }
-            // TUF 5.3.5: exactly the next version, signed by a threshold of the current root
-            // (the one just before it, published or not) and of itself. Roots are never
-            // re-signed in place: each version is checked against its predecessor.
-            let (v, _) = self
-                .current(&RoleName::root())?
-                .ok_or_else(|| RepoError::Invalid("the repository has no root".into()))?;
-            let next = v + 1;
-            let expiry = parse_duration(&self.config.expiries.root).map_err(RepoError::Invalid)?;
-            root["version"] = json!(next);
-            root["expires"] = json!(expiry_string(expires_after(now, expiry)?));
-            // Signed by the authorizing (old) keys and the new keys; checked against the new
-            // root's own keys here and against the old root below.
-            let signers_for_root: Vec<&SigningKey> = if role == &RoleName::root() {
-                all.clone()
-            } else {
-                authorizers.to_vec()
-            };
-            let old_root = self.root_signed()?;
-            let bytes =
-                sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
-                    role: "root".into(),
-                    reason: e.to_string(),
-                })?;
-            for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
-                let keys: BTreeMap<String, Key> = serde_json::from_value(r["keys"].clone())
-                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
-                let keyids: Vec<String> =
-                    serde_json::from_value(r["roles"]["root"]["keyids"].clone())
-                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
-                let t = r["roles"]["root"]["threshold"].as_u64().unwrap_or(0);
-                check_signed(&RoleName::root(), &bytes, &keys, &keyids, t).map_err(|e| {
-                    RepoError::Signing {
-                        role: "root".into(),
-                        reason: format!("not signed by a threshold of {which}'s keys: {e}"),
-                    }
-                })?;
-            }
-            let path = self
-                .metadata_dir()
-                .join(Self::file_name(&RoleName::root(), next));
-            write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
-            if role != &RoleName::root() {
-                let (_, signed) = self
-                    .signed_of(role)?
-                    .ok_or_else(|| RepoError::Invalid(format!("{role} has no metadata")))?;
-                self.write_role(role, signed, new_keys, now)?;
-            }
-        } else {
-            let root = self.root_signed()?;
-            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
-                .union(&keyids_of(&root, "timestamp"))
-                .cloned()
-                .collect();
-            if let Some(k) = rk.keyids().iter().find(|k| online.contains(*k)) {
-                return Err(RepoError::Invalid(format!(
-                    "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
-                )));
-            }
-            let (parent, mut signed) = self
-                .delegator_of(role)?
-                .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
-            let roles = signed["delegations"]["roles"]
-                .as_array_mut()
-                .ok_or_else(|| {
-                    RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
-                })?;
-            if let Some(entry) = roles.iter_mut().find(|r| r["name"] == role.as_str()) {
-                entry["keyids"] = json!(rk.keyids());
-                entry["threshold"] = json!(threshold);
-            }
-            for k in &rk.keys {
-                signed["delegations"]["keys"][key_id(k)] =
-                    serde_json::to_value(k).unwrap_or(Value::Null);
-            }
-            self.write_role(&parent, signed, authorizers, now)?;
-            if let Some((_, child)) = self.signed_of(role)? {
-                self.write_role(role, child, new_keys, now)?;
-            }
-        }
-        self.save()
-    }
-
     /// Refuses to publish a snapshot that does not pin the current targets roles, or a
     /// timestamp that does not pin the current snapshot.
     pub fn check_consistent(&self) -> Result<()> {
@@ -1257,71 +1046,6 @@ fn prune_unused_keys(root: &mut Value) {
     if let Some(keys) = root["keys"].as_object_mut() {
         keys.retain(|id, _| used.contains(id));
     }
-}
-
-/// When a target was signed (if known) and its path.
-type SignedTarget = (Option<DateTime<Utc>>, String);
-
-/// Keeps the newest `keep` targets per repository and drops those signed before
-/// `now - max_age`. Targets without `signedAt` count as oldest.
-fn apply_retention(
-    role: &RoleName,
-    signed: &mut Value,
-    retention: &Retention,
-    now: DateTime<Utc>,
-    protect: Option<&str>,
-) -> Result<Pruned> {
-    let mut pruned = Pruned {
-        role: role.to_string(),
-        removed: Vec::new(),
-    };
-    let Some(targets) = signed["targets"].as_object_mut() else {
-        return Ok(pruned);
-    };
-    let signed_at = |v: &Value| {
-        v["custom"]["signedAt"]
-            .as_str()
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc))
-    };
-    if let Some(age) = &retention.max_age {
-        let cutoff = now - parse_duration(age).map_err(RepoError::Invalid)?;
-        let old: Vec<String> = targets
-            .iter()
-            .filter(|(k, v)| Some(k.as_str()) != protect && signed_at(v).is_none_or(|t| t < cutoff))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in old {
-            targets.remove(&k);
-            pruned.removed.push(k);
-        }
-    }
-    if let Some(keep) = retention.keep {
-        // At least the target being signed stays, whatever a hand-edited config says.
-        let keep = keep.max(1);
-        let mut by_repo: BTreeMap<String, Vec<SignedTarget>> = BTreeMap::new();
-        for (path, v) in targets.iter() {
-            let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
-            // The target being signed right now is the newest, whatever the clocks said.
-            let at = if Some(path.as_str()) == protect {
-                Some(DateTime::<Utc>::MAX_UTC)
-            } else {
-                signed_at(v)
-            };
-            by_repo.entry(repo).or_default().push((at, path.clone()));
-        }
-        for (_, mut entries) in by_repo {
-            entries.sort_by(|a, b| b.cmp(a));
-            for (_, path) in entries.into_iter().skip(keep) {
-                targets.remove(&path);
-                pruned.removed.push(path);
-            }
-        }
-    }
-    // Parsing checks the pruned document is still well-formed targets metadata.
-    let _: Targets = serde_json::from_value(signed.clone())
-        .map_err(|e| RepoError::Invalid(format!("{role}: {e}")))?;
-    Ok(pruned)
 }
 
 #[cfg(test)]

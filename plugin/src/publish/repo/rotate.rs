@@ -1,0 +1,141 @@
+//! Key rotation (TUF 5.3.4–5.3.5 for root): replacing the keys of root, of a top-level role
+//! or of a delegated role, with online keys kept apart from image-signing keys.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use super::{
+    check_key_separation, check_signed, expires_after, expiry_string, io, keyids_of,
+    parse_duration, prune_unused_keys, RepoError, Result, RoleKeys, Workspace, TOP_LEVEL,
+};
+use crate::store::dir::write_atomic;
+use crate::tuf::names::RoleName;
+use crate::tuf::schema::Key;
+use crate::tuf::signing::{key_id, sign_document, SigningKey};
+
+impl Workspace {
+    /// Replaces the keys of `role`. Root: the new root is signed by a threshold of the old
+    /// root keys (`authorizers`) and of the new ones. Other top-level roles: a new root signed
+    /// by the root keys, then the role re-signed with its new keys. Delegated roles: the
+    /// delegator re-signed by its keys, then the role re-signed with its new keys. New keys
+    /// must be private, so the rotated role is never left unsigned.
+    pub fn rotate(
+        &mut self,
+        role: &RoleName,
+        new_keys: &[&SigningKey],
+        threshold: u64,
+        authorizers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let rk = RoleKeys {
+            keys: new_keys.iter().map(|k| k.public()).collect(),
+            threshold,
+        };
+        rk.check(role.as_str())?;
+        let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
+        if TOP_LEVEL.contains(&role.as_str()) {
+            let mut root = self.root_signed()?;
+            if role == &RoleName::root() {
+                // TUF 5.3.4: the new root must meet the old root's threshold too.
+                let old = self.sign_for(&RoleName::root(), &root, authorizers, None)?;
+                drop(old);
+            }
+            root["roles"][role.as_str()] = json!({"keyids": rk.keyids(), "threshold": threshold});
+            for k in &rk.keys {
+                root["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
+            }
+            prune_unused_keys(&mut root);
+            check_key_separation(&root)?;
+            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
+                .union(&keyids_of(&root, "timestamp"))
+                .cloned()
+                .collect();
+            if let Some(k) = self.delegated_keyids()?.intersection(&online).next() {
+                return Err(RepoError::Invalid(format!(
+                    "key {k} signs images for a delegated role and cannot become an online (snapshot/timestamp) key"
+                )));
+            }
+            // TUF 5.3.5: exactly the next version, signed by a threshold of the current root
+            // (the one just before it, published or not) and of itself. Roots are never
+            // re-signed in place: each version is checked against its predecessor.
+            let (v, _) = self
+                .current(&RoleName::root())?
+                .ok_or_else(|| RepoError::Invalid("the repository has no root".into()))?;
+            let next = v + 1;
+            let expiry = parse_duration(&self.config.expiries.root).map_err(RepoError::Invalid)?;
+            root["version"] = json!(next);
+            root["expires"] = json!(expiry_string(expires_after(now, expiry)?));
+            // Signed by the authorizing (old) keys and the new keys; checked against the new
+            // root's own keys here and against the old root below.
+            let signers_for_root: Vec<&SigningKey> = if role == &RoleName::root() {
+                all.clone()
+            } else {
+                authorizers.to_vec()
+            };
+            let old_root = self.root_signed()?;
+            let bytes =
+                sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
+                    role: "root".into(),
+                    reason: e.to_string(),
+                })?;
+            for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
+                let keys: BTreeMap<String, Key> = serde_json::from_value(r["keys"].clone())
+                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
+                let keyids: Vec<String> =
+                    serde_json::from_value(r["roles"]["root"]["keyids"].clone())
+                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
+                let t = r["roles"]["root"]["threshold"].as_u64().unwrap_or(0);
+                check_signed(&RoleName::root(), &bytes, &keys, &keyids, t).map_err(|e| {
+                    RepoError::Signing {
+                        role: "root".into(),
+                        reason: format!("not signed by a threshold of {which}'s keys: {e}"),
+                    }
+                })?;
+            }
+            let path = self
+                .metadata_dir()
+                .join(Self::file_name(&RoleName::root(), next));
+            write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
+            if role != &RoleName::root() {
+                let (_, signed) = self
+                    .signed_of(role)?
+                    .ok_or_else(|| RepoError::Invalid(format!("{role} has no metadata")))?;
+                self.write_role(role, signed, new_keys, now)?;
+            }
+        } else {
+            let root = self.root_signed()?;
+            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
+                .union(&keyids_of(&root, "timestamp"))
+                .cloned()
+                .collect();
+            if let Some(k) = rk.keyids().iter().find(|k| online.contains(*k)) {
+                return Err(RepoError::Invalid(format!(
+                    "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
+                )));
+            }
+            let (parent, mut signed) = self
+                .delegator_of(role)?
+                .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
+            let roles = signed["delegations"]["roles"]
+                .as_array_mut()
+                .ok_or_else(|| {
+                    RepoError::Invalid(format!("{parent}: delegations.roles is not a list"))
+                })?;
+            if let Some(entry) = roles.iter_mut().find(|r| r["name"] == role.as_str()) {
+                entry["keyids"] = json!(rk.keyids());
+                entry["threshold"] = json!(threshold);
+            }
+            for k in &rk.keys {
+                signed["delegations"]["keys"][key_id(k)] =
+                    serde_json::to_value(k).unwrap_or(Value::Null);
+            }
+            self.write_role(&parent, signed, authorizers, now)?;
+            if let Some((_, child)) = self.signed_of(role)? {
+                self.write_role(role, child, new_keys, now)?;
+            }
+        }
+        self.save()
+    }
+}
