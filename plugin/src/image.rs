@@ -67,7 +67,7 @@ impl SignatureSource for Registry {
             ) {
                 Ok(m) => m,
                 Err(e) => {
-                    out.push(Err(unreadable(&e)));
+                    out.push(Err(unreadable(e)));
                     continue;
                 }
             };
@@ -92,23 +92,24 @@ impl SignatureSource for Registry {
             };
             out.push(
                 self.get_blob(repo, &layer.digest, SIGNATURE_MAX)
-                    .map_err(|e| unreadable(&e)),
+                    .map_err(unreadable),
             );
         }
         Ok(out)
     }
 }
 
-fn unreadable(e: &RegistryError) -> (ReasonCode, String) {
-    (FetchError::from(e.clone()).reason(), e.to_string())
+fn unreadable(e: RegistryError) -> (ReasonCode, String) {
+    let message = e.to_string();
+    (FetchError::from(e).reason(), message)
 }
 
 /// What a verification found, for the verdict and for the caller's report.
 #[derive(Debug, Clone)]
 pub struct Checked {
     pub verdict: Verdict,
+    /// The TUF target path checked (`repo:tag` or `repo@digest`; empty outside the scope).
     pub target_path: String,
-    pub digest: Option<Digest>,
     /// The accepted signature's version.
     pub signature_version: Option<u64>,
 }
@@ -121,82 +122,71 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
     image: &ImageRef,
     now: DateTime<Utc>,
 ) -> Checked {
-    let mut checked = Checked {
-        verdict: Verdict::deny(ReasonCode::InvalidRequest, ""),
-        target_path: String::new(),
-        digest: image.digest().cloned(),
-        signature_version: None,
+    let target_path = scope.target_path(image).unwrap_or_default();
+    let (verdict, signature_version) = match evaluate(updater, signatures, scope, image, now) {
+        Ok((verdict, version)) => (verdict, Some(version)),
+        Err(verdict) => (verdict, None),
     };
-    let deny = |reason, message: String| Verdict::deny(reason, message);
+    Checked {
+        verdict,
+        target_path,
+        signature_version,
+    }
+}
+
+/// The admission with the accepted signature version, or the denial.
+fn evaluate<S: MetadataSource, T: TrustStore>(
+    updater: &mut Updater<S, T>,
+    signatures: &dyn SignatureSource,
+    scope: &Scope,
+    image: &ImageRef,
+    now: DateTime<Utc>,
+) -> Result<(Verdict, u64), Verdict> {
     let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image))
     else {
-        checked.verdict = deny(
+        return Err(Verdict::deny(
             ReasonCode::InvalidRequest,
             format!("{image} is not in scope {scope}"),
-        );
-        return checked;
+        ));
     };
-    checked.target_path = path.clone();
-    let Some(digest) = image.digest() else {
-        checked.verdict = deny(
+    let digest = image.digest().ok_or_else(|| {
+        Verdict::deny(
             ReasonCode::InvalidRequest,
             format!("{image}: the manifest digest is needed"),
-        );
-        return checked;
-    };
-    if let Err(e) = updater.refresh(now) {
-        checked.verdict = deny(e.reason(), e.to_string());
-        return checked;
-    }
+        )
+    })?;
+    let tuf_denial = |e: crate::tuf::Error| Verdict::from(&e);
+    updater.refresh(now).map_err(tuf_denial)?;
     // TUF: which role is responsible for the path, and what digest it lists.
-    let info = match updater.target_info(&path) {
-        Ok(Some(info)) => info,
-        Ok(None) => {
-            checked.verdict = deny(
-                ReasonCode::UnknownTarget,
-                format!("no trusted targets role lists {path}"),
-            );
-            return checked;
-        }
-        Err(e) => {
-            checked.verdict = deny(e.reason(), e.to_string());
-            return checked;
-        }
-    };
+    let info = updater.target_info(&path).map_err(tuf_denial)?.ok_or_else(|| {
+        Verdict::deny(
+            ReasonCode::UnknownTarget,
+            format!("no trusted targets role lists {path}"),
+        )
+    })?;
     let listed = info.file.hashes.get("sha256").cloned().unwrap_or_default();
     let targets_match = digest.sha256_hex() == Some(listed.as_str());
 
-    let docs = match signatures.signatures(&scope.full_repository(repo), digest) {
-        Ok(docs) => docs,
-        Err(e) => {
-            checked.verdict = deny(
+    let docs = signatures
+        .signatures(&scope.full_repository(repo), digest)
+        .map_err(|e| {
+            Verdict::deny(
                 e.reason(),
                 format!("reading the signatures of {image}: {e}"),
-            );
-            return checked;
-        }
-    };
-    let Some(trusted) = updater.trusted() else {
-        checked.verdict = deny(
-            ReasonCode::Internal,
-            "no trusted metadata after a refresh".into(),
-        );
-        return checked;
-    };
-    let Some(spec) = trusted.signing_spec(&info.role, &info.delegator) else {
-        checked.verdict = deny(
-            ReasonCode::Internal,
-            format!("no keys known for role {}", info.role),
-        );
-        return checked;
-    };
-    let high_water = match updater.store().signature_version(&path) {
-        Ok(v) => v.unwrap_or(0),
-        Err(e) => {
-            checked.verdict = deny(ReasonCode::Internal, e.to_string());
-            return checked;
-        }
-    };
+            )
+        })?;
+    let internal = |message: String| Verdict::deny(ReasonCode::Internal, message);
+    let trusted = updater
+        .trusted()
+        .ok_or_else(|| internal("no trusted metadata after a refresh".into()))?;
+    let spec = trusted
+        .signing_spec(&info.role, &info.delegator)
+        .ok_or_else(|| internal(format!("no keys known for role {}", info.role)))?;
+    let high_water = updater
+        .store()
+        .signature_version(&path)
+        .map_err(|e| internal(e.to_string()))?
+        .unwrap_or(0);
     let mut best: Option<(u64, DateTime<Utc>)> = None;
     let mut failures: Vec<(ReasonCode, String)> = Vec::new();
     for doc in docs {
@@ -228,79 +218,75 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
         if !names_it || sig.subject.digest != digest.to_string() {
             continue;
         }
-        if targets_match && sig.subject.size != info.file.length {
-            failures.push((
+        let version = sig.version.get();
+        let failure = if targets_match && sig.subject.size != info.file.length {
+            Some((
                 ReasonCode::LengthMismatch,
                 format!(
                     "the signature of {path} gives size {}, trusted metadata lists {}",
                     sig.subject.size, info.file.length
                 ),
-            ));
-            continue;
-        }
-        if !env
-            .signatures
-            .iter()
-            .any(|s| spec.keyids.contains(&s.keyid))
-        {
-            failures.push((
+            ))
+        } else if !env.signatures.iter().any(|s| spec.keyids.contains(&s.keyid)) {
+            Some((
                 ReasonCode::NotSigned,
                 format!(
                     "the signature of {path} is by keys not delegated for it (role {} trusts {})",
                     info.role,
                     spec.keyids.join(", ")
                 ),
-            ));
-            continue;
-        }
-        if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
-            failures.push((
-                ReasonCode::ThresholdNotMet,
-                format!("signature of {path}: {e}"),
-            ));
-            continue;
-        }
-        if sig.expires.is_expired(now) {
-            failures.push((
+            ))
+        } else if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
+            Some((ReasonCode::ThresholdNotMet, format!("signature of {path}: {e}")))
+        } else if sig.expires.is_expired(now) {
+            Some((
                 ReasonCode::Expired,
                 format!("the signature of {path} expired at {}", sig.expires.0),
-            ));
-            continue;
-        }
-        let version = sig.version.get();
-        if version < high_water {
-            failures.push((ReasonCode::Rollback, format!(
-                "signature rollback for {path}: version {version} is older than version {high_water} already seen")));
-            continue;
-        }
-        if best.is_none_or(|(v, _)| version > v) {
-            best = Some((version, sig.expires.0));
+            ))
+        } else if version < high_water {
+            Some((
+                ReasonCode::Rollback,
+                format!("signature rollback for {path}: version {version} is older than version {high_water} already seen"),
+            ))
+        } else {
+            None
+        };
+        match failure {
+            Some(f) => failures.push(f),
+            None if best.is_none_or(|(v, _)| version > v) => best = Some((version, sig.expires.0)),
+            None => {}
         }
     }
 
     // Failures of signatures that name this path say most about an attack; then the
     // targets mapping; then the absence of any signature.
-    let worst = failures
-        .iter()
-        .min_by_key(|(r, _)| failure_rank(*r))
-        .cloned();
-    let verdict = match (targets_match, best, worst) {
+    let worst = failures.into_iter().min_by_key(|(r, _)| failure_rank(*r));
+    match (targets_match, best, worst) {
         (true, Some((version, expires)), _) => {
-            if let Err(e) = updater.store_mut().record_signature_version(&path, version) {
-                checked.verdict = deny(ReasonCode::Internal, e.to_string());
-                return checked;
-            }
-            checked.signature_version = Some(version);
-            let valid_until = updater.trusted().map_or(expires, |t| t.valid_until().min(expires));
-            Verdict::admit(format!("{path} is {digest}, signed (version {version}) by role {}", info.role), valid_until)
+            let valid_until = trusted.valid_until().min(expires);
+            let admitted = Verdict::admit(
+                format!("{path} is {digest}, signed (version {version}) by role {}", info.role),
+                valid_until,
+            );
+            updater
+                .store_mut()
+                .record_signature_version(&path, version)
+                .map_err(|e| internal(e.to_string()))?;
+            Ok((admitted, version))
         }
-        (_, None, Some((reason, message))) => deny(reason, message),
-        (false, _, _) => deny(ReasonCode::DigestMismatch, format!(
-            "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{listed}", info.role)),
-        (true, None, None) => deny(ReasonCode::NotSigned, format!("no pullguard signature of {image} names {path}")),
-    };
-    checked.verdict = verdict;
-    checked
+        (_, None, Some((reason, message))) => Err(Verdict::deny(reason, message)),
+        (false, _, _) => Err(Verdict::deny(
+            ReasonCode::DigestMismatch,
+            format!(
+                "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{listed}",
+                info.role
+            ),
+        )),
+        (true, None, None) => Err(Verdict::deny(
+            ReasonCode::NotSigned,
+            format!("no pullguard signature of {image} names {path}"),
+        )),
+    }
 }
 
 /// Which failure to report when several signatures fail.
