@@ -236,13 +236,6 @@ fn private_keys(paths: &[PathBuf]) -> Result<Vec<SigningKey>> {
         .collect()
 }
 
-fn public_keys(paths: &[PathBuf]) -> Result<Vec<pullguard_plugin::tuf::schema::Key>> {
-    paths
-        .iter()
-        .map(|p| Ok(keyfile::read(p)?.public()))
-        .collect()
-}
-
 fn refs(keys: &[SigningKey]) -> Vec<&SigningKey> {
     keys.iter().collect()
 }
@@ -305,14 +298,18 @@ pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
             let mut ws = Workspace::open(&a.dir.dir)?;
             let parent = RoleName::new(a.parent).map_err(|e| anyhow!(e))?;
             let signers = private_keys(&a.signing_keys)?;
-            let keys = public_keys(&a.keys)?;
-            // Private key files of the new role let its (empty) first version be signed now.
-            let child: Vec<SigningKey> = a
+            let files = a
                 .keys
                 .iter()
-                .filter_map(|p| match keyfile::read(p) {
-                    Ok(keyfile::KeyFile::Private(k)) => Some(k),
-                    _ => None,
+                .map(|p| keyfile::read(p))
+                .collect::<Result<Vec<_>, _>>()?;
+            let keys = files.iter().map(keyfile::KeyFile::public).collect();
+            // Private key files of the new role let its (empty) first version be signed now.
+            let child: Vec<SigningKey> = files
+                .into_iter()
+                .filter_map(|f| match f {
+                    keyfile::KeyFile::Private(k) => Some(k),
+                    keyfile::KeyFile::Public(_) => None,
                 })
                 .collect();
             ws.delegate(
@@ -371,16 +368,20 @@ pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
     Ok(())
 }
 
+enum Destination {
+    Dir(PathBuf),
+    Registry(std::sync::Arc<pullguard_plugin::registry::Registry>),
+}
+
 fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
     let started = Instant::now();
     let mut ws = Workspace::open(&a.dir.dir)?;
     ws.check_consistent()?;
-    let (destination, files) = match &a.to_dir {
+    let (destination, dir) = match &a.to_dir {
         Some(out) => {
             std::fs::create_dir_all(out).with_context(|| out.display().to_string())?;
             let out = std::fs::canonicalize(out).with_context(|| out.display().to_string())?;
-            let dest = format!("dir:{}", out.display());
-            (dest, Some(out))
+            (format!("dir:{}", out.display()), Some(out))
         }
         None => (
             format!(
@@ -396,22 +397,22 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
         println!("nothing to publish: {destination} is up to date");
         return Ok(());
     }
-    let registry = match files {
-        None => Some(
+    let target = match dir {
+        Some(out) => Destination::Dir(out),
+        None => Destination::Registry(
             config
                 .registry(ws.scope().registry())
                 .map_err(|e| anyhow!(e))?,
         ),
-        Some(_) => None,
     };
+    ws.mark_attempts(&pending)?;
     for (name, bytes) in &pending {
-        ws.mark_attempt(name, bytes)?;
-        match (&files, &registry) {
-            (Some(out), _) => {
+        match &target {
+            Destination::Dir(out) => {
                 write_atomic(&out.join(name), bytes)
                     .with_context(|| out.join(name).display().to_string())?;
             }
-            (None, Some(registry)) => {
+            Destination::Registry(registry) => {
                 let tag = name.trim_end_matches(".json");
                 let mut annotations = serde_json::Map::new();
                 annotations.insert("org.opencontainers.image.title".into(), name.clone().into());
@@ -424,7 +425,6 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
                     Some(annotations),
                 )?;
             }
-            (None, None) => bail!("no destination"),
         }
         ws.mark_published(&destination, name, bytes)?;
         println!("published {name}");
@@ -469,13 +469,8 @@ fn sign_one(
         (None, None) => bail!("{image}: a tag or a digest is needed"),
     };
     let role = ws.responsible_role(&target)?;
-    let keyids = ws.role_keyids(&role)?;
-    if !signers.iter().any(|k| keyids.contains(&k.key_id())) {
-        bail!(
-            "none of the given keys is delegated for {target}: role {role} is responsible and trusts {}",
-            keyids.join(", ")
-        );
-    }
+    ws.check_signers(&role, &refs(signers))
+        .with_context(|| format!("the given keys are not enough: role {role} is delegated for {target}"))?;
     let manifest = registry.get_manifest(
         image.repository(),
         &reference,
@@ -496,7 +491,6 @@ fn sign_one(
         .sha256_hex()
         .ok_or_else(|| anyhow!("{image}: only sha256 manifests can be signed"))?
         .to_string();
-    ws.check_signers(&role, &refs(signers))?;
     let version = ws.reserve_signature_version(&target, &role)?;
     let doc = ws.signature_document(repo, &tags, &subject, version, &refs(signers), now)?;
     let pushed = registry.push_artifact(

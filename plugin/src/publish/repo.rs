@@ -176,12 +176,6 @@ impl Workspace {
     ) -> Result<Self> {
         expiries.validate().map_err(RepoError::Invalid)?;
         retention.validate().map_err(RepoError::Invalid)?;
-        if dir.join(CONFIG_FILE).exists() {
-            return Err(RepoError::Invalid(format!(
-                "{} already holds a repository",
-                dir.display()
-            )));
-        }
         let mut keys = Map::new();
         let mut role_map = Map::new();
         for (name, rk) in &roles {
@@ -225,8 +219,7 @@ impl Workspace {
             "keys": keys, "roles": role_map,
         });
         ws.write_role(&RoleName::root(), root, signers, now)?;
-        let targets = json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                             "expires": "1970-01-01T00:00:00Z", "targets": {}});
+        let targets = empty_targets();
         ws.write_role(&RoleName::targets(), targets, signers, now)?;
         ws.snapshot(signers, now)?;
         ws.timestamp(signers, now)?;
@@ -243,16 +236,7 @@ impl Workspace {
             )));
         }
         let lock = lock_dir(dir)?;
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                RepoError::Invalid(format!(
-                    "{} holds no repository (run `pullguard repo init` first)",
-                    dir.display()
-                ))
-            } else {
-                io(&path, e)
-            }
-        })?;
+        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
         let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
         let scope = config.scope.parse().map_err(RepoError::Invalid)?;
         config
@@ -284,14 +268,6 @@ impl Workspace {
 
     pub fn metadata_dir(&self) -> PathBuf {
         self.dir.join("metadata")
-    }
-
-    pub fn expiries(&self) -> &Expiries {
-        &self.config.expiries
-    }
-
-    pub fn retention(&self) -> &Retention {
-        &self.config.retention
     }
 
     pub fn set_retention(&mut self, retention: Retention) -> Result<()> {
@@ -373,40 +349,33 @@ impl Workspace {
                 .is_some_and(|s| s.contains(&digest))
     }
 
-    /// Records, before a push starts, that this content of `file` may reach a destination.
-    pub fn mark_attempt(&mut self, file: &str, bytes: &[u8]) -> Result<()> {
-        self.config
-            .spent
-            .entry(file.to_string())
-            .or_default()
-            .insert(sha256_hex(bytes));
+    /// Records, before their pushes start, that these files' contents may reach a
+    /// destination (one durable write for the lot).
+    pub fn mark_attempts(&mut self, files: &[(String, Vec<u8>)]) -> Result<()> {
+        for (file, bytes) in files {
+            self.config
+                .spent
+                .entry(file.clone())
+                .or_default()
+                .insert(sha256_hex(bytes));
+        }
         self.save()
     }
 
     /// Keys and threshold of `role` per the current metadata: root for top-level roles,
     /// else the delegating targets role.
-    fn spec_of(&self, role: &RoleName) -> Result<(BTreeMap<String, Key>, Vec<String>, u64)> {
-        let (container, entry) = if TOP_LEVEL.contains(&role.as_str()) {
-            let root = self.root_signed()?;
-            let entry = root["roles"][role.as_str()].clone();
-            (root["keys"].clone(), entry)
-        } else {
-            let (_, delegator) = self
-                .delegator_of(role)?
-                .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
-            let entry = delegator["delegations"]["roles"]
-                .as_array()
-                .and_then(|roles| roles.iter().find(|r| r["name"] == role.as_str()))
-                .cloned()
-                .unwrap_or(Value::Null);
-            (delegator["delegations"]["keys"].clone(), entry)
-        };
-        let keys: BTreeMap<String, Key> = serde_json::from_value(container)
-            .map_err(|e| RepoError::Invalid(format!("keys for {role}: {e}")))?;
-        let keyids: Vec<String> = serde_json::from_value(entry["keyids"].clone())
-            .map_err(|e| RepoError::Invalid(format!("keyids of {role}: {e}")))?;
-        let threshold = entry["threshold"].as_u64().unwrap_or(0);
-        Ok((keys, keyids, threshold))
+    fn spec_of(&self, role: &RoleName) -> Result<Spec> {
+        if TOP_LEVEL.contains(&role.as_str()) {
+            return Spec::in_root(&self.root_signed()?, role.as_str());
+        }
+        let (_, delegator) = self
+            .delegator_of(role)?
+            .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
+        let entry = delegator["delegations"]["roles"]
+            .as_array()
+            .and_then(|roles| roles.iter().find(|r| r["name"] == role.as_str()))
+            .unwrap_or(&Value::Null);
+        Spec::parse(&delegator["delegations"]["keys"], entry, role.as_str())
     }
 
     /// The targets role (and its signed part) that delegates `role`.
@@ -507,32 +476,22 @@ impl Workspace {
         signers: &[&SigningKey],
         own_root: Option<&Value>,
     ) -> Result<Vec<u8>> {
-        let (keys, keyids, threshold) = match own_root {
-            Some(root) => {
-                let keys: BTreeMap<String, Key> = serde_json::from_value(root["keys"].clone())
-                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
-                let keyids: Vec<String> =
-                    serde_json::from_value(root["roles"]["root"]["keyids"].clone())
-                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
-                (
-                    keys,
-                    keyids,
-                    root["roles"]["root"]["threshold"].as_u64().unwrap_or(0),
-                )
-            }
+        let spec = match own_root {
+            Some(root) => Spec::in_root(root, "root")?,
             None => self.spec_of(role)?,
         };
         let mine: Vec<&SigningKey> = signers
             .iter()
             .copied()
-            .filter(|k| keyids.contains(&k.key_id()))
+            .filter(|k| spec.keyids.contains(&k.key_id()))
             .collect();
         if mine.is_empty() {
             return Err(RepoError::Signing {
                 role: role.to_string(),
                 reason: format!(
-                    "none of the given keys may sign it; it needs {threshold} of the keys {}",
-                    keyids.join(", ")
+                    "none of the given keys may sign it; it needs {} of the keys {}",
+                    spec.threshold,
+                    spec.keyids.join(", ")
                 ),
             });
         }
@@ -540,7 +499,7 @@ impl Workspace {
             role: role.to_string(),
             reason: e.to_string(),
         })?;
-        check_signed(role, &bytes, &keys, &keyids, threshold)?;
+        spec.check(role, &bytes)?;
         Ok(bytes)
     }
 
@@ -562,16 +521,7 @@ impl Workspace {
     ) -> Result<()> {
         let child = check_role_name(child)?;
         role_keys.check(child.as_str())?;
-        let root = self.root_signed()?;
-        let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
-            .union(&keyids_of(&root, "timestamp"))
-            .cloned()
-            .collect();
-        if let Some(k) = role_keys.keyids().iter().find(|k| online.contains(*k)) {
-            return Err(RepoError::Invalid(format!(
-                "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
-            )));
-        }
+        refuse_online_keys(&self.root_signed()?, &role_keys)?;
         if paths.is_empty() {
             return Err(RepoError::Invalid(format!(
                 "{child}: at least one path pattern is needed"
@@ -579,20 +529,12 @@ impl Workspace {
         }
         if !child_signers.is_empty() {
             // Checked before anything is written: a delegation is applied whole or not at all.
-            let wanted = role_keys.keyids();
-            let mut mine: Vec<String> = child_signers
-                .iter()
-                .map(|k| k.key_id())
-                .filter(|id| wanted.contains(id))
-                .collect();
-            mine.sort();
-            mine.dedup();
-            if (mine.len() as u64) < role_keys.threshold {
+            let given = distinct_signers(&role_keys.keyids(), child_signers);
+            if given < role_keys.threshold {
                 return Err(RepoError::Signing {
                     role: child.to_string(),
                     reason: format!(
-                        "{} of its private keys were given; its threshold is {}",
-                        mine.len(),
+                        "{given} of its private keys were given; its threshold is {}",
                         role_keys.threshold
                     ),
                 });
@@ -625,8 +567,7 @@ impl Workspace {
             // Its first (empty) version, or the current one re-signed under the new keys.
             let child_signed = match self.signed_of(&child)? {
                 Some((_, s)) => s,
-                None => json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                               "expires": "1970-01-01T00:00:00Z", "targets": {}}),
+                None => empty_targets(),
             };
             self.write_role(&child, child_signed, child_signers, now)?;
         }
@@ -676,11 +617,6 @@ impl Workspace {
         Ok(best)
     }
 
-    /// The keys that may sign `role`, by key ID.
-    pub fn role_keyids(&self, role: &RoleName) -> Result<Vec<String>> {
-        Ok(self.spec_of(role)?.1)
-    }
-
     fn spend_signature_version(&mut self, target: &str, version: u64) {
         let entry = self
             .config
@@ -701,24 +637,18 @@ impl Workspace {
 
     /// Checks that `signers` meet `role`'s threshold (before anything is pushed).
     pub fn check_signers(&self, role: &RoleName, signers: &[&SigningKey]) -> Result<()> {
-        let (_, keyids, threshold) = self.spec_of(role)?;
-        if threshold == 0 {
+        let spec = self.spec_of(role)?;
+        if spec.threshold == 0 {
             return Err(RepoError::Invalid(format!("{role} has no valid threshold")));
         }
-        let mut mine: Vec<String> = signers
-            .iter()
-            .map(|k| k.key_id())
-            .filter(|id| keyids.contains(id))
-            .collect();
-        mine.sort();
-        mine.dedup();
-        if (mine.len() as u64) < threshold {
+        let given = distinct_signers(&spec.keyids, signers);
+        if given < spec.threshold {
             return Err(RepoError::Signing {
                 role: role.to_string(),
                 reason: format!(
-                    "{} of the given keys may sign it, and it needs {threshold} of {}",
-                    mine.len(),
-                    keyids.join(", ")
+                    "{given} of the given keys may sign it, and it needs {} of {}",
+                    spec.threshold,
+                    spec.keyids.join(", ")
                 ),
             });
         }
@@ -756,8 +686,7 @@ impl Workspace {
     ) -> Result<Pruned> {
         let mut signed = match self.signed_of(role)? {
             Some((_, s)) => s,
-            None => json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
-                           "expires": "1970-01-01T00:00:00Z", "targets": {}}),
+            None => empty_targets(),
         };
         signed["targets"][target] = json!({
             "length": length,
@@ -789,8 +718,7 @@ impl Workspace {
             if pruned.removed.is_empty() {
                 continue;
             }
-            let keyids = self.role_keyids(&role)?;
-            if signers.iter().any(|k| keyids.contains(&k.key_id())) {
+            if distinct_signers(&self.spec_of(&role)?.keyids, signers) > 0 {
                 self.write_role(&role, signed, signers, now)?;
                 done.push(pruned);
             } else {
@@ -868,8 +796,7 @@ impl Workspace {
         roles.extend([RoleName::snapshot(), RoleName::timestamp()]);
         for role in roles {
             if let Some((v, bytes)) = self.current(&role)? {
-                let (keys, keyids, threshold) = self.spec_of(&role)?;
-                check_signed(&role, &bytes, &keys, &keyids, threshold).map_err(|e| {
+                self.spec_of(&role)?.check(&role, &bytes).map_err(|e| {
                     RepoError::Stale(format!(
                         "{role} version {v} is not signed by its current keys ({e}): re-sign it before publishing"
                     ))
@@ -1003,6 +930,71 @@ fn check_signed(
     })
 }
 
+/// Who may sign a role: the key table its key IDs refer to, the key IDs, the threshold.
+pub(super) struct Spec {
+    keys: BTreeMap<String, Key>,
+    keyids: Vec<String>,
+    threshold: u64,
+}
+
+impl Spec {
+    /// From a key table and a role entry (`{"keyids", "threshold"}`).
+    fn parse(keys: &Value, entry: &Value, role: &str) -> Result<Self> {
+        Ok(Spec {
+            keys: serde_json::from_value(keys.clone())
+                .map_err(|e| RepoError::Invalid(format!("keys for {role}: {e}")))?,
+            keyids: serde_json::from_value(entry["keyids"].clone())
+                .map_err(|e| RepoError::Invalid(format!("keyids of {role}: {e}")))?,
+            threshold: entry["threshold"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// A top-level role as `root` (its signed part) lists it.
+    pub(super) fn in_root(root: &Value, role: &str) -> Result<Self> {
+        Self::parse(&root["keys"], &root["roles"][role], role)
+    }
+
+    /// Checks that `bytes` are signed by a threshold of these keys.
+    pub(super) fn check(&self, role: &RoleName, bytes: &[u8]) -> Result<()> {
+        check_signed(role, bytes, &self.keys, &self.keyids, self.threshold)
+    }
+}
+
+/// How many distinct keys among `signers` are in `keyids`.
+fn distinct_signers(keyids: &[String], signers: &[&SigningKey]) -> u64 {
+    let mine: std::collections::BTreeSet<String> = signers
+        .iter()
+        .map(|k| k.key_id())
+        .filter(|id| keyids.contains(id))
+        .collect();
+    mine.len() as u64
+}
+
+/// The key IDs of the online roles, snapshot and timestamp.
+fn online_keyids(root: &Value) -> std::collections::BTreeSet<String> {
+    keyids_of(root, "snapshot")
+        .union(&keyids_of(root, "timestamp"))
+        .cloned()
+        .collect()
+}
+
+/// Refuses image-signing (delegated) keys that are online keys.
+pub(super) fn refuse_online_keys(root: &Value, role_keys: &RoleKeys) -> Result<()> {
+    let online = online_keyids(root);
+    match role_keys.keyids().into_iter().find(|k| online.contains(k)) {
+        Some(k) => Err(RepoError::Invalid(format!(
+            "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// A targets role with nothing in it yet (version and expiry are set when it is signed).
+fn empty_targets() -> Value {
+    json!({"_type": "targets", "spec_version": "1.0.31", "version": 1,
+           "expires": "1970-01-01T00:00:00Z", "targets": {}})
+}
+
 fn keyids_of(root: &Value, role: &str) -> std::collections::BTreeSet<String> {
     root["roles"][role]["keyids"]
         .as_array()
@@ -1017,10 +1009,7 @@ fn keyids_of(root: &Value, role: &str) -> std::collections::BTreeSet<String> {
 /// DESIGN §1: online keys (snapshot, timestamp) can't sign images, so they may not also be
 /// root or targets keys.
 fn check_key_separation(root: &Value) -> Result<()> {
-    let online: std::collections::BTreeSet<String> = keyids_of(root, "snapshot")
-        .union(&keyids_of(root, "timestamp"))
-        .cloned()
-        .collect();
+    let online = online_keyids(root);
     for role in ["root", "targets"] {
         if let Some(k) = keyids_of(root, role).intersection(&online).next() {
             return Err(RepoError::Invalid(format!(
@@ -1389,7 +1378,8 @@ mod tests {
             .current(&RoleName::timestamp())
             .expect("current")
             .expect("timestamp");
-        ws.mark_attempt("timestamp.json", &ts).expect("attempt");
+        ws.mark_attempts(&[("timestamp.json".to_string(), ts.clone())])
+            .expect("attempt");
         let before = version_of(&ts).expect("version");
         ws.timestamp(&signers, Utc::now()).expect("timestamp");
         let (after, _) = ws

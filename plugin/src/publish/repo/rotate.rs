@@ -1,18 +1,17 @@
 //! Key rotation (TUF 5.3.4–5.3.5 for root): replacing the keys of root, of a top-level role
 //! or of a delegated role, with online keys kept apart from image-signing keys.
 
-use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{
-    check_key_separation, check_signed, expires_after, expiry_string, io, keyids_of,
-    parse_duration, prune_unused_keys, RepoError, Result, RoleKeys, Workspace, TOP_LEVEL,
+    check_key_separation, expires_after, expiry_string, io, online_keyids, parse_duration,
+    prune_unused_keys, refuse_online_keys, RepoError, Result, RoleKeys, Spec, Workspace,
+    TOP_LEVEL,
 };
 use crate::store::dir::write_atomic;
 use crate::tuf::names::RoleName;
-use crate::tuf::schema::Key;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 
 impl Workspace {
@@ -36,23 +35,19 @@ impl Workspace {
         rk.check(role.as_str())?;
         let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
         if TOP_LEVEL.contains(&role.as_str()) {
-            let mut root = self.root_signed()?;
-            if role == &RoleName::root() {
-                // TUF 5.3.4: the new root must meet the old root's threshold too.
-                let old = self.sign_for(&RoleName::root(), &root, authorizers, None)?;
-                drop(old);
-            }
+            let old_root = self.root_signed()?;
+            let mut root = old_root.clone();
             root["roles"][role.as_str()] = json!({"keyids": rk.keyids(), "threshold": threshold});
             for k in &rk.keys {
                 root["keys"][key_id(k)] = serde_json::to_value(k).unwrap_or(Value::Null);
             }
             prune_unused_keys(&mut root);
             check_key_separation(&root)?;
-            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
-                .union(&keyids_of(&root, "timestamp"))
-                .cloned()
-                .collect();
-            if let Some(k) = self.delegated_keyids()?.intersection(&online).next() {
+            if let Some(k) = self
+                .delegated_keyids()?
+                .intersection(&online_keyids(&root))
+                .next()
+            {
                 return Err(RepoError::Invalid(format!(
                     "key {k} signs images for a delegated role and cannot become an online (snapshot/timestamp) key"
                 )));
@@ -74,20 +69,14 @@ impl Workspace {
             } else {
                 authorizers.to_vec()
             };
-            let old_root = self.root_signed()?;
             let bytes =
                 sign_document(&root, &signers_for_root).map_err(|e| RepoError::Signing {
                     role: "root".into(),
                     reason: e.to_string(),
                 })?;
+            // TUF 5.3.4: a threshold of the old root's keys and of the new root's own.
             for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
-                let keys: BTreeMap<String, Key> = serde_json::from_value(r["keys"].clone())
-                    .map_err(|e| RepoError::Invalid(format!("root keys: {e}")))?;
-                let keyids: Vec<String> =
-                    serde_json::from_value(r["roles"]["root"]["keyids"].clone())
-                        .map_err(|e| RepoError::Invalid(format!("root keyids: {e}")))?;
-                let t = r["roles"]["root"]["threshold"].as_u64().unwrap_or(0);
-                check_signed(&RoleName::root(), &bytes, &keys, &keyids, t).map_err(|e| {
+                Spec::in_root(r, "root")?.check(&RoleName::root(), &bytes).map_err(|e| {
                     RepoError::Signing {
                         role: "root".into(),
                         reason: format!("not signed by a threshold of {which}'s keys: {e}"),
@@ -105,16 +94,7 @@ impl Workspace {
                 self.write_role(role, signed, new_keys, now)?;
             }
         } else {
-            let root = self.root_signed()?;
-            let online: std::collections::BTreeSet<String> = keyids_of(&root, "snapshot")
-                .union(&keyids_of(&root, "timestamp"))
-                .cloned()
-                .collect();
-            if let Some(k) = rk.keyids().iter().find(|k| online.contains(*k)) {
-                return Err(RepoError::Invalid(format!(
-                    "key {k} is an online (snapshot/timestamp) key and cannot be delegated image signing"
-                )));
-            }
+            refuse_online_keys(&self.root_signed()?, &rk)?;
             let (parent, mut signed) = self
                 .delegator_of(role)?
                 .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
