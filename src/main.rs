@@ -51,12 +51,13 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
         pullguard_plugin::config::Config::load(config_path)
             .map_err(|e| anyhow::anyhow!("config: {e}"))
     };
+    // Read only by the commands that reach a registry.
     match command {
         Command::Key(c) => publisher::key(c).map(|()| true),
-        Command::Repo(c) => publisher::repo(c, &config()?).map(|()| true),
+        Command::Repo(c) => publisher::repo(c, &config).map(|()| true),
         Command::Sign(a) => publisher::sign(a, &config()?).map(|()| true),
-        Command::Verify(a) => verifier::verify(a, &config()?),
-        Command::Bundle(c) => verifier::bundle(c, &config()?),
+        Command::Verify(a) => verifier::verify(a, &config),
+        Command::Bundle(c) => verifier::bundle(c, &config),
         Command::TufClient(a) => tuf_client::run(a).map(|()| true),
     }
 }

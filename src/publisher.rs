@@ -240,7 +240,8 @@ fn refs(keys: &[SigningKey]) -> Vec<&SigningKey> {
     keys.iter().collect()
 }
 
-pub fn repo(cmd: RepoCommand, config: &Config) -> Result<()> {
+/// Only `repo publish` reads the config (it may talk to the registry).
+pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()> {
     let now = Utc::now();
     match cmd {
         RepoCommand::Init(a) => {
@@ -373,7 +374,7 @@ enum Destination {
     Registry(std::sync::Arc<pullguard_plugin::registry::Registry>),
 }
 
-fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
+fn publish(a: &PublishArgs, config: &dyn Fn() -> Result<Config>) -> Result<()> {
     let started = Instant::now();
     let mut ws = Workspace::open(&a.dir.dir)?;
     ws.check_consistent()?;
@@ -400,7 +401,7 @@ fn publish(a: &PublishArgs, config: &Config) -> Result<()> {
     let target = match dir {
         Some(out) => Destination::Dir(out),
         None => Destination::Registry(
-            config
+            config()?
                 .registry(ws.scope().registry())
                 .map_err(|e| anyhow!(e))?,
         ),
@@ -469,8 +470,9 @@ fn sign_one(
         (None, None) => bail!("{image}: a tag or a digest is needed"),
     };
     let role = ws.responsible_role(&target)?;
-    ws.check_signers(&role, &refs(signers))
-        .with_context(|| format!("the given keys are not enough: role {role} is delegated for {target}"))?;
+    ws.check_signers(&role, &refs(signers)).with_context(|| {
+        format!("the given keys are not enough: role {role} is delegated for {target}")
+    })?;
     let manifest = registry.get_manifest(
         image.repository(),
         &reference,

@@ -19,10 +19,10 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::store::dir::{write_atomic, DirStore};
-use pullguard_plugin::store::TrustStore;
+
 use pullguard_plugin::tuf::names::encode_component;
 use pullguard_plugin::tuf::trusted::{check_hashes, check_length};
-use pullguard_plugin::tuf::{Limits, RoleName, TargetInfo, Updater};
+use pullguard_plugin::tuf::{Limits, TargetInfo, Updater};
 
 #[derive(Debug, Args)]
 pub struct TufClientArgs {
@@ -92,8 +92,7 @@ fn init(args: &TufClientArgs, root_file: &Path) -> Result<()> {
     let bytes = fs::read(root_file).with_context(|| format!("reading {}", root_file.display()))?;
     let mut store = DirStore::open(dir)?;
     // No checks here: the root is verified (self-signed by a threshold) on first refresh.
-    store.persist(&RoleName::root(), 1, &bytes)?;
-    store.clear_clock()?;
+    store.install_root(&bytes)?;
     args.log(format!(
         "trusted root copied to {}",
         dir.join("root.json").display()

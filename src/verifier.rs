@@ -109,9 +109,7 @@ fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirSto
             )
         })?;
         let bytes = std::fs::read(root).with_context(|| root.display().to_string())?;
-        // Verified (self-signed by a threshold of its keys) on the first refresh.
-        store.persist(&RoleName::root(), 1, &bytes)?;
-        store.clear_clock()?;
+        store.install_root(&bytes)?;
     }
     Ok(store)
 }
@@ -136,21 +134,16 @@ fn scope_of(s: &str) -> Result<Scope> {
 }
 
 fn check<S: MetadataSource>(
-    source: S,
-    store: DirStore,
+    updater: &mut Updater<S, DirStore>,
     signatures: &dyn SignatureSource,
     scope: &Scope,
     image: &ImageRef,
 ) -> Checked {
-    let mut updater = Updater::new(source, store, Limits::default());
-    let checked = verify_image(&mut updater, signatures, scope, image, Utc::now());
+    let checked = verify_image(updater, signatures, scope, image, Utc::now());
     // Once a refresh for this scope succeeded, the state directory belongs to it.
     let store = updater.store();
-    if let (Ok(Some(_)), Some(dir)) = (
-        store.load(&RoleName::timestamp()),
-        store.path_of(&RoleName::root()).parent(),
-    ) {
-        let marker = dir.join(SCOPE_MARKER);
+    if let Ok(Some(_)) = store.load(&RoleName::timestamp()) {
+        let marker = store.dir().join(SCOPE_MARKER);
         if !marker.exists() {
             if let Err(e) = write_atomic(&marker, scope.to_string().as_bytes()) {
                 eprintln!("warning: {}: {e}", marker.display());
@@ -163,8 +156,13 @@ fn check<S: MetadataSource>(
 /// Names the scope whose trusted state a state directory holds.
 const SCOPE_MARKER: &str = ".pullguard-scope";
 
-/// Verifies one image; `Ok(false)` is a denial (already reported).
-pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
+fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore> {
+    Updater::new(source, store, Limits::default())
+}
+
+/// Verifies one image; `Ok(false)` is a denial (already reported). The config is read only
+/// when the registry is used (an offline check with `--bundle` needs none).
+pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool> {
     let scope = scope_of(&a.scope)?;
     let mut image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
     let store = open_state(&a.state, a.root.as_deref(), &scope)?;
@@ -186,14 +184,15 @@ pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
             image = image.with_digest(found.digest.clone());
         }
         return Ok(report(&check(
-            bundle.clone(),
-            store,
+            &mut updater(&bundle, store),
             &bundle,
             &scope,
             &image,
         )));
     }
-    let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
+    let registry = config()?
+        .registry(scope.registry())
+        .map_err(|e| anyhow!(e))?;
     if image.digest().is_none() {
         let tag = image.tag().unwrap_or_default().to_string();
         let digest = registry
@@ -205,11 +204,15 @@ pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
         (Some(url), _) => {
             let source =
                 HttpSource::new(url, None, Duration::from_secs(30)).map_err(|e| anyhow!(e))?;
-            check(source, store, registry.as_ref(), &scope, &image)
+            check(
+                &mut updater(source, store),
+                registry.as_ref(),
+                &scope,
+                &image,
+            )
         }
         (None, Some(dir)) => check(
-            DirSource::new(dir, dir.join("targets")),
-            store,
+            &mut updater(DirSource::new(dir, dir.join("targets")), store),
             registry.as_ref(),
             &scope,
             &image,
@@ -219,24 +222,32 @@ pub fn verify(a: VerifyArgs, config: &Config) -> Result<bool> {
             if let Some(repo) = &a.trust_repository {
                 source = source.with_trust_repository(repo);
             }
-            check(source, store, registry.as_ref(), &scope, &image)
+            check(
+                &mut updater(source, store),
+                registry.as_ref(),
+                &scope,
+                &image,
+            )
         }
     };
     Ok(report(&checked))
 }
 
+/// Reads a bundle, never more than one byte past the limit that `Bundle::from_slice` checks.
 fn read_bundle(path: &Path) -> Result<Bundle> {
-    let len = std::fs::metadata(path)
-        .with_context(|| path.display().to_string())?
-        .len();
-    if len > pullguard_plugin::bundle::BUNDLE_MAX {
-        bail!("{}: larger than the bundle limit", path.display());
-    }
-    let bytes = std::fs::read(path).with_context(|| path.display().to_string())?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| {
+            f.take(pullguard_plugin::bundle::BUNDLE_MAX + 1)
+                .read_to_end(&mut bytes)
+        })
+        .with_context(|| path.display().to_string())?;
     Bundle::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
 
-pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
+/// `bundle export` reads the config (it talks to the registry); `bundle import` does not.
+pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result<bool> {
     match cmd {
         BundleCommand::Export {
             scope,
@@ -245,13 +256,16 @@ pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
             images,
         } => {
             let scope = scope_of(&scope)?;
-            let registry = config.registry(scope.registry()).map_err(|e| anyhow!(e))?;
+            let registry = config()?
+                .registry(scope.registry())
+                .map_err(|e| anyhow!(e))?;
             let mut source = OciSource::new(Arc::clone(&registry), scope.clone());
             if let Some(repo) = &trust_repository {
                 source = source.with_trust_repository(repo);
             }
             let bundle = export(&source, &registry, &scope, &images)?;
-            write_atomic(&out, &bundle.to_vec()).with_context(|| out.display().to_string())?;
+            let bytes = bundle.to_vec().map_err(|e| anyhow!(e))?;
+            write_atomic(&out, &bytes).with_context(|| out.display().to_string())?;
             println!(
                 "wrote {}: {} metadata file(s), {} image(s)",
                 out.display(),
@@ -276,17 +290,20 @@ pub fn bundle(cmd: BundleCommand, config: &Config) -> Result<bool> {
                     );
                 }
             }
+            // One trusted state and one updater for every image of the bundle.
+            let mut updater = updater(&b, open_state(&state, root.as_deref(), &scope)?);
             let mut all_ok = true;
             for img in &b.images {
                 let image: ImageRef = img.reference.parse().map_err(|e: String| anyhow!(e))?;
                 let image = image.with_digest(img.digest.clone());
-                let store = open_state(&state, root.as_deref(), &scope)?;
-                all_ok &= report(&check(b.clone(), store, &b, &scope, &image));
+                all_ok &= report(&check(&mut updater, &b, &scope, &image));
             }
             // Kept for later offline checks (`verify --bundle STATE/bundle.json`), but only a
             // bundle whose every image verified.
             if all_ok {
-                write_atomic(&state.join("bundle.json"), &b.to_vec())?;
+                let kept = state.join("bundle.json");
+                let bytes = b.to_vec().map_err(|e| anyhow!(e))?;
+                write_atomic(&kept, &bytes).with_context(|| kept.display().to_string())?;
             }
             Ok(all_ok)
         }
@@ -353,14 +370,20 @@ fn export(
                 )?
                 .ok_or_else(|| anyhow!("{image} does not exist in the registry"))?,
         };
-        let signatures = registry
-            .signatures(image.repository(), &digest)?
-            .into_iter()
-            .filter_map(Result::ok)
-            .map(|b| {
-                String::from_utf8(b).map_err(|_| anyhow!("a signature of {image} is not UTF-8"))
-            })
-            .collect::<Result<Vec<String>>>()?;
+        let mut signatures = Vec::new();
+        for read in registry.signatures(image.repository(), &digest)? {
+            match read {
+                Ok(b) => signatures.push(
+                    String::from_utf8(b)
+                        .map_err(|_| anyhow!("a signature of {image} is not UTF-8"))?,
+                ),
+                // Left out, and said so: the importing side would only see it missing.
+                Err((reason, message)) => eprintln!(
+                    "warning: a signature of {image} is not bundled ({}): {message}",
+                    reason.as_str()
+                ),
+            }
+        }
         bundle.images.push(BundledImage {
             reference: reference.split('@').next().unwrap_or(reference).to_string(),
             digest,

@@ -65,8 +65,8 @@ impl Bundle {
         Ok(bundle)
     }
 
-    pub fn to_vec(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).unwrap_or_default()
+    pub fn to_vec(&self) -> Result<Vec<u8>, String> {
+        serde_json::to_vec_pretty(self).map_err(|e| format!("cannot encode the bundle: {e}"))
     }
 
     /// Adds a document under its file name; only UTF-8 documents can be bundled.
@@ -131,7 +131,7 @@ mod tests {
         b.add_metadata("timestamp.json", b"{\"signed\":{}}".to_vec())
             .expect("add");
         assert!(b.add_metadata("x.json", vec![0xff]).is_err());
-        let back = Bundle::from_slice(&b.to_vec()).expect("round trip");
+        let back = Bundle::from_slice(&b.to_vec().expect("encode")).expect("round trip");
         assert_eq!(back, b);
         let ts = RoleName::timestamp();
         assert!(back.fetch_metadata(&ts, None, 1024).is_ok());

@@ -158,12 +158,15 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
     let tuf_denial = |e: crate::tuf::Error| Verdict::from(&e);
     updater.refresh(now).map_err(tuf_denial)?;
     // TUF: which role is responsible for the path, and what digest it lists.
-    let info = updater.target_info(&path).map_err(tuf_denial)?.ok_or_else(|| {
-        Verdict::deny(
-            ReasonCode::UnknownTarget,
-            format!("no trusted targets role lists {path}"),
-        )
-    })?;
+    let info = updater
+        .target_info(&path)
+        .map_err(tuf_denial)?
+        .ok_or_else(|| {
+            Verdict::deny(
+                ReasonCode::UnknownTarget,
+                format!("no trusted targets role lists {path}"),
+            )
+        })?;
     let listed = info.file.hashes.get("sha256").cloned().unwrap_or_default();
     let targets_match = digest.sha256_hex() == Some(listed.as_str());
 
@@ -227,7 +230,11 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
                     sig.subject.size, info.file.length
                 ),
             ))
-        } else if !env.signatures.iter().any(|s| spec.keyids.contains(&s.keyid)) {
+        } else if !env
+            .signatures
+            .iter()
+            .any(|s| spec.keyids.contains(&s.keyid))
+        {
             Some((
                 ReasonCode::NotSigned,
                 format!(
@@ -237,7 +244,10 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
                 ),
             ))
         } else if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
-            Some((ReasonCode::ThresholdNotMet, format!("signature of {path}: {e}")))
+            Some((
+                ReasonCode::ThresholdNotMet,
+                format!("signature of {path}: {e}"),
+            ))
         } else if sig.expires.is_expired(now) {
             Some((
                 ReasonCode::Expired,

@@ -142,6 +142,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn refuse_existing(dir: &Path) -> Result<()> {
+    if dir.join(CONFIG_FILE).exists() {
+        return Err(RepoError::Invalid(format!(
+            "{} already holds a repository",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Role names stored in a registry must be tag-safe; they also start with a letter or a
 /// digit, so file and tag names (`3.<role>`) stay unambiguous to read.
 pub fn check_role_name(name: &str) -> Result<RoleName> {
@@ -176,6 +186,9 @@ impl Workspace {
     ) -> Result<Self> {
         expiries.validate().map_err(RepoError::Invalid)?;
         retention.validate().map_err(RepoError::Invalid)?;
+        // Refused at once when the repository exists (rather than waiting for the lock a
+        // running command holds); checked again under the lock against a racing `init`.
+        refuse_existing(dir)?;
         let mut keys = Map::new();
         let mut role_map = Map::new();
         for (name, rk) in &roles {
@@ -190,12 +203,7 @@ impl Workspace {
         }
         fs::create_dir_all(dir.join("metadata")).map_err(|e| io(dir, e))?;
         let lock = lock_dir(dir)?;
-        if dir.join(CONFIG_FILE).exists() {
-            return Err(RepoError::Invalid(format!(
-                "{} already holds a repository",
-                dir.display()
-            )));
-        }
+        refuse_existing(dir)?;
         let mut ws = Workspace {
             _lock: lock,
             dir: dir.to_path_buf(),
@@ -480,21 +488,7 @@ impl Workspace {
             Some(root) => Spec::in_root(root, "root")?,
             None => self.spec_of(role)?,
         };
-        let mine: Vec<&SigningKey> = signers
-            .iter()
-            .copied()
-            .filter(|k| spec.keyids.contains(&k.key_id()))
-            .collect();
-        if mine.is_empty() {
-            return Err(RepoError::Signing {
-                role: role.to_string(),
-                reason: format!(
-                    "none of the given keys may sign it; it needs {} of the keys {}",
-                    spec.threshold,
-                    spec.keyids.join(", ")
-                ),
-            });
-        }
+        let mine = spec.signers_among(role, signers)?;
         let bytes = sign_document(signed, &mine).map_err(|e| RepoError::Signing {
             role: role.to_string(),
             reason: e.to_string(),
@@ -952,6 +946,30 @@ impl Spec {
     /// A top-level role as `root` (its signed part) lists it.
     pub(super) fn in_root(root: &Value, role: &str) -> Result<Self> {
         Self::parse(&root["keys"], &root["roles"][role], role)
+    }
+
+    /// Those of `signers` that hold one of these keys; none at all is an error.
+    pub(super) fn signers_among<'k>(
+        &self,
+        role: &RoleName,
+        signers: &[&'k SigningKey],
+    ) -> Result<Vec<&'k SigningKey>> {
+        let mine: Vec<&SigningKey> = signers
+            .iter()
+            .copied()
+            .filter(|k| self.keyids.contains(&k.key_id()))
+            .collect();
+        if mine.is_empty() {
+            return Err(RepoError::Signing {
+                role: role.to_string(),
+                reason: format!(
+                    "none of the given keys may sign it; it needs {} of the keys {}",
+                    self.threshold,
+                    self.keyids.join(", ")
+                ),
+            });
+        }
+        Ok(mine)
     }
 
     /// Checks that `bytes` are signed by a threshold of these keys.

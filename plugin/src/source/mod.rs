@@ -72,6 +72,30 @@ pub trait MetadataSource {
     ) -> Result<Vec<u8>, FetchError>;
 }
 
+/// A borrowed source is a source: one in-memory bundle can serve an [`Updater`] per use
+/// without being copied.
+///
+/// [`Updater`]: crate::tuf::Updater
+impl<S: MetadataSource + ?Sized> MetadataSource for &S {
+    fn fetch_metadata(
+        &self,
+        role: &RoleName,
+        version: Option<u64>,
+        max_len: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        (**self).fetch_metadata(role, version, max_len)
+    }
+
+    fn fetch_target(
+        &self,
+        path: &str,
+        hash_prefix: Option<&str>,
+        max_len: u64,
+    ) -> Result<Vec<u8>, FetchError> {
+        (**self).fetch_target(path, hash_prefix, max_len)
+    }
+}
+
 /// The file name of a role's metadata in the standard TUF layout (role name percent-encoded).
 pub fn metadata_file_name(role: &RoleName, version: Option<u64>) -> String {
     match version {

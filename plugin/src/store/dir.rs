@@ -41,6 +41,30 @@ impl DirStore {
         }
     }
 
+    fn signature_versions(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
+        let path = self.dir.join(SIGNATURES_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                what: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Default::default()),
+            Err(e) => Err(io_error(&path, e)),
+        }
+    }
+
+    /// Trusts `root` as the initial root (verified, self-signed by a threshold of its keys,
+    /// on the first refresh) and starts a new history of time.
+    pub fn install_root(&mut self, root: &[u8]) -> Result<(), StoreError> {
+        self.persist(&RoleName::root(), 1, root)?;
+        self.clear_clock()
+    }
+
+    /// The directory holding this state.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn path_of(&self, role: &RoleName) -> PathBuf {
         self.dir.join(format!("{}.json", role.encoded()))
     }
@@ -127,19 +151,8 @@ impl TrustStore for DirStore {
         Ok(self.signature_versions()?.get(target).copied())
     }
 
-    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
+    fn put_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
         let mut all = self.signature_versions()?;
-        match all.get(target) {
-            Some(&stored) if version < stored => {
-                return Err(StoreError::Rollback {
-                    role: format!("signature of {target}"),
-                    stored,
-                    new: version,
-                })
-            }
-            Some(&stored) if version == stored => return Ok(()),
-            _ => {}
-        }
         all.insert(target.to_string(), version);
         let path = self.dir.join(SIGNATURES_FILE);
         let bytes = serde_json::to_vec(&all).map_err(|e| StoreError::Corrupt {
@@ -147,20 +160,6 @@ impl TrustStore for DirStore {
             reason: e.to_string(),
         })?;
         write_atomic(&path, &bytes).map_err(|e| io_error(&path, e))
-    }
-}
-
-impl DirStore {
-    fn signature_versions(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
-        let path = self.dir.join(SIGNATURES_FILE);
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                what: path.display().to_string(),
-                reason: e.to_string(),
-            }),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Default::default()),
-            Err(e) => Err(io_error(&path, e)),
-        }
     }
 }
 

@@ -44,7 +44,20 @@ pub trait TrustStore {
     fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError>;
     /// The highest detached-signature version accepted for `target` (`repository:tag`).
     fn signature_version(&self, target: &str) -> Result<Option<u64>, StoreError>;
+    /// Stores `version` as the highest accepted for `target` (no checks: see
+    /// [`TrustStore::record_signature_version`]).
+    fn put_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError>;
     /// Records `version` as accepted for `target`; a lower version than the one recorded is
-    /// refused (signature rollback).
-    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError>;
+    /// refused (signature rollback), an equal one writes nothing.
+    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
+        match self.signature_version(target)? {
+            Some(stored) if version < stored => Err(StoreError::Rollback {
+                role: format!("signature of {target}"),
+                stored,
+                new: version,
+            }),
+            Some(stored) if version == stored => Ok(()),
+            _ => self.put_signature_version(target, version),
+        }
+    }
 }

@@ -33,10 +33,7 @@ impl RocksTrustStore {
     }
 
     fn key(&self, role: &RoleName) -> ScopedName {
-        ScopedName {
-            scope: self.scope.clone(),
-            name: role.as_str().to_string(),
-        }
+        self.key_for(role.as_str())
     }
 
     /// The trusted version of `role`, if any.
@@ -109,23 +106,10 @@ impl TrustStore for RocksTrustStore {
         Ok(self.db.get::<HighWater>(&self.key_for(target))?)
     }
 
-    fn record_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
-        let key = self.key_for(target);
-        if let Some(stored) = self.db.get::<HighWater>(&key)? {
-            if version < stored {
-                return Err(StoreError::Rollback {
-                    role: format!("signature of {target}"),
-                    stored,
-                    new: version,
-                });
-            }
-            if version == stored {
-                return Ok(());
-            }
-        }
+    fn put_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
         Ok(self
             .db
-            .put::<HighWater>(&key, &version, Durability::Synced)?)
+            .put::<HighWater>(&self.key_for(target), &version, Durability::Synced)?)
     }
 }
 

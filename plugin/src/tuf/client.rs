@@ -86,10 +86,6 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
         &mut self.store
     }
 
-    pub fn source(&self) -> &S {
-        &self.source
-    }
-
     pub fn into_store(self) -> T {
         self.store
     }
@@ -161,8 +157,8 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
     fn update_root(&mut self, trusted: &mut TrustedSet) -> Result<()> {
         let root = RoleName::root();
         let start = trusted.root().signed.version.get();
-        let last = version_after(start, self.limits.max_root_rotations)?.unwrap_or(start) - 1;
-        for next in start + 1..=last {
+        let after = version_after(start, self.limits.max_root_rotations)?;
+        for next in start + 1..after {
             let bytes = match self.fetch(&root, Some(next), self.limits.root_max) {
                 Ok(bytes) => bytes,
                 Err(Error::Fetch { source, .. }) if source.is_not_found() => return Ok(()),
@@ -173,11 +169,7 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
             self.store.persist(&root, next, &bytes)?;
         }
         // The chain did not end within the limit: is there yet another root?
-        match self.fetch(
-            &root,
-            version_after(start, self.limits.max_root_rotations)?,
-            self.limits.root_max,
-        ) {
+        match self.fetch(&root, Some(after), self.limits.root_max) {
             Ok(_) => Err(Error::TooManyRootRotations {
                 limit: self.limits.max_root_rotations,
             }),
@@ -359,11 +351,10 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
 }
 
 /// `version + n + 1`, the version after the last one a chain of `n` rotations may reach.
-fn version_after(version: u64, n: u64) -> Result<Option<u64>> {
+fn version_after(version: u64, n: u64) -> Result<u64> {
     version
         .checked_add(n)
         .and_then(|v| v.checked_add(1))
-        .map(Some)
         .ok_or_else(|| Error::Usage(format!("root version {version} is too large to follow")))
 }
 

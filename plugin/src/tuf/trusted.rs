@@ -101,7 +101,6 @@ impl TrustedSet {
         self.targets.get(role).map(|l| &l.verified)
     }
 
-    /// Whether `role` was verified against `delegator`'s delegation.
     /// Who may sign for `role`'s paths: root's `targets` entry, or the delegation of `role`
     /// by `delegator`, the role it was reached through on the search path (another
     /// delegator of the same name may set a weaker threshold). Detached image signatures are
@@ -110,14 +109,15 @@ impl TrustedSet {
         if role == &RoleName::targets() && delegator == &RoleName::root() {
             return Some(root_spec(&self.root.signed, "targets"));
         }
-        let (name, loaded) = self.targets.get_key_value(role)?;
-        if !loaded.delegators.contains(delegator) {
+        if !self.verified_by(role, delegator) {
             return None;
         }
+        let (name, _) = self.targets.get_key_value(role)?;
         let by = self.targets.get(delegator)?;
         delegated_spec(&by.verified.signed, name)
     }
 
+    /// Whether `role` was verified against `delegator`'s delegation.
     pub fn verified_by(&self, role: &RoleName, delegator: &RoleName) -> bool {
         self.targets
             .get(role)

@@ -1,14 +1,12 @@
 //! Key rotation (TUF 5.3.4–5.3.5 for root): replacing the keys of root, of a top-level role
 //! or of a delegated role, with online keys kept apart from image-signing keys.
 
-
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use super::{
     check_key_separation, expires_after, expiry_string, io, online_keyids, parse_duration,
-    prune_unused_keys, refuse_online_keys, RepoError, Result, RoleKeys, Spec, Workspace,
-    TOP_LEVEL,
+    prune_unused_keys, refuse_online_keys, RepoError, Result, RoleKeys, Spec, Workspace, TOP_LEVEL,
 };
 use crate::store::dir::write_atomic;
 use crate::tuf::names::RoleName;
@@ -36,6 +34,8 @@ impl Workspace {
         let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
         if TOP_LEVEL.contains(&role.as_str()) {
             let old_root = self.root_signed()?;
+            // The authorising keys must be root keys (refused before anything is built).
+            Spec::in_root(&old_root, "root")?.signers_among(&RoleName::root(), authorizers)?;
             let mut root = old_root.clone();
             root["roles"][role.as_str()] = json!({"keyids": rk.keyids(), "threshold": threshold});
             for k in &rk.keys {
@@ -76,12 +76,12 @@ impl Workspace {
                 })?;
             // TUF 5.3.4: a threshold of the old root's keys and of the new root's own.
             for (which, r) in [("the old root", &old_root), ("the new root", &root)] {
-                Spec::in_root(r, "root")?.check(&RoleName::root(), &bytes).map_err(|e| {
-                    RepoError::Signing {
+                Spec::in_root(r, "root")?
+                    .check(&RoleName::root(), &bytes)
+                    .map_err(|e| RepoError::Signing {
                         role: "root".into(),
                         reason: format!("not signed by a threshold of {which}'s keys: {e}"),
-                    }
-                })?;
+                    })?;
             }
             let path = self
                 .metadata_dir()
