@@ -20,7 +20,7 @@ use super::oci::{
     MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
 };
 use super::reference::Digest;
-use crate::source::http::read_capped;
+use crate::source::http::{error_chain, read_capped};
 use crate::source::FetchError;
 
 /// How one registry is reached (pullguard config, `registries.<host>`).
@@ -121,14 +121,11 @@ pub struct Registry {
     /// Bearer tokens by `repository:<name>:<actions>` scope.
     tokens: Mutex<HashMap<String, CachedToken>>,
     /// Set once the registry has asked for basic auth: every later request carries it.
-    basic: Mutex<bool>,
+    basic: std::sync::atomic::AtomicBool,
     /// Blobs this client uploaded or saw (repository, digest): not asked about again.
     known_blobs: Mutex<std::collections::HashSet<(String, Digest)>>,
     timeout: Duration,
     caps: Caps,
-    /// 429 / 503 retries, and the longest `Retry-After` waited for.
-    max_retries: u32,
-    max_retry_wait: Duration,
 }
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -206,12 +203,10 @@ impl Registry {
             http,
             credentials,
             tokens: Mutex::new(HashMap::new()),
-            basic: Mutex::new(false),
+            basic: std::sync::atomic::AtomicBool::new(false),
             known_blobs: Mutex::new(std::collections::HashSet::new()),
             timeout,
             caps: Caps::default(),
-            max_retries: 2,
-            max_retry_wait: Duration::from_secs(5),
         })
     }
 
@@ -226,17 +221,6 @@ impl Registry {
 
     pub fn caps(&self) -> Caps {
         self.caps
-    }
-
-    pub fn set_caps(&mut self, caps: Caps) {
-        self.caps = caps;
-    }
-
-    /// How long to wait for a 429's `Retry-After` (longer waits fail at once, as
-    /// rate-limited) and how many times to retry.
-    pub fn set_retry_policy(&mut self, max_retries: u32, max_wait: Duration) {
-        self.max_retries = max_retries;
-        self.max_retry_wait = max_wait;
     }
 
     fn error(&self, request: &str, kind: ErrorKind) -> RegistryError {
@@ -269,6 +253,7 @@ impl Registry {
         accept: &[&str],
         max_len: u64,
     ) -> Result<FetchedManifest> {
+        let started = Instant::now();
         let path = format!("/v2/{repo}/manifests/{reference}");
         let label = format!("GET {path}");
         let mut headers = HeaderMap::new();
@@ -281,7 +266,7 @@ impl Registry {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
-        let bytes = self.read_body(resp, max_len, &label)?;
+        let bytes = self.read_body(resp, max_len, &label, started)?;
         let asked: Option<Digest> = reference.parse().ok();
         let digest = match &asked {
             Some(d) => d.of_same_kind(&bytes),
@@ -365,6 +350,7 @@ impl Registry {
 
     /// `GET` a blob; its content must have `digest` (and the `Docker-Content-Digest`).
     pub fn get_blob(&self, repo: &str, digest: &Digest, max_len: u64) -> Result<Vec<u8>> {
+        let started = Instant::now();
         let path = format!("/v2/{repo}/blobs/{digest}");
         let label = format!("GET {path}");
         let resp = self.send(
@@ -376,7 +362,7 @@ impl Registry {
             None,
         )?;
         let resp = self.expect_success(resp, &label)?;
-        let bytes = self.read_body(resp, max_len, &label)?;
+        let bytes = self.read_body(resp, max_len, &label, started)?;
         let found = digest.of_same_kind(&bytes);
         if found != *digest {
             return Err(self.mismatch(&label, digest, &found));
@@ -482,13 +468,12 @@ impl Registry {
         let mut manifest = ImageManifest::artifact(artifact_type, content, subject.clone());
         manifest.annotations = annotations.clone();
         let bytes = manifest.to_bytes();
-        let digest = Digest::sha256_of(&bytes);
+        let mut descriptor = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, &bytes);
         let reference = tag
             .map(str::to_string)
-            .unwrap_or_else(|| digest.to_string());
+            .unwrap_or_else(|| descriptor.digest.to_string());
         let (_, subject_processed) =
             self.put_manifest(repo, &reference, MEDIA_TYPE_IMAGE_MANIFEST, &bytes)?;
-        let mut descriptor = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, &bytes);
         descriptor.artifact_type = Some(artifact_type.to_string());
         descriptor.annotations = annotations;
         if let (Some(subject), false) = (subject, subject_processed) {
@@ -515,6 +500,7 @@ impl Registry {
         let mut next = Some(path);
         let mut pages = 0;
         while let Some(path) = next.take() {
+            let started = Instant::now();
             let label = format!("GET {}", strip_query(&path));
             let mut headers = HeaderMap::new();
             headers.insert(ACCEPT, header_value(MEDIA_TYPE_IMAGE_INDEX));
@@ -536,7 +522,7 @@ impl Registry {
                 return self.referrers_by_tag(repo, subject, artifact_type);
             }
             next = link_next(&resp);
-            let bytes = self.read_body(resp, self.caps.index, &label)?;
+            let bytes = self.read_body(resp, self.caps.index, &label, started)?;
             let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
                 self.error(
                     &label,
@@ -699,7 +685,7 @@ impl Registry {
                         return Ok(resp);
                     }
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
-                    if retries >= self.max_retries || wait > self.max_retry_wait {
+                    if retries >= MAX_RETRIES || wait > MAX_RETRY_WAIT {
                         return Err(self.error(&label, ErrorKind::RateLimited { retry_after }));
                     }
                     retries += 1;
@@ -718,8 +704,7 @@ impl Registry {
                 }
             }
         }
-        let basic = self.basic.lock().map(|b| *b).unwrap_or(false);
-        if basic {
+        if self.basic.load(std::sync::atomic::Ordering::Relaxed) {
             return self.credentials.as_ref().map(Credentials::basic_header);
         }
         None
@@ -735,9 +720,7 @@ impl Registry {
                         detail: "the registry asks for a user name and password; none are configured".into(),
                     }));
                 }
-                if let Ok(mut b) = self.basic.lock() {
-                    *b = true;
-                }
+                self.basic.store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(())
             }
             Challenge::Bearer {
@@ -770,6 +753,7 @@ impl Registry {
         service: Option<&str>,
         scope: Option<&str>,
     ) -> Result<(String, Option<u64>)> {
+        let started = Instant::now();
         let mut url = realm.to_string();
         let mut separator = if url.contains('?') { '&' } else { '?' };
         for (k, v) in [("service", service), ("scope", scope)] {
@@ -809,7 +793,7 @@ impl Registry {
             return Err(self.error(&token_label, ErrorKind::Unauthorized { detail }));
         }
         let resp = self.expect_success(resp, &token_label)?;
-        let bytes = self.read_body(resp, self.caps.token, &token_label)?;
+        let bytes = self.read_body(resp, self.caps.token, &token_label, started)?;
         serde_json::from_slice::<TokenResponse>(&bytes)
             .ok()
             .and_then(TokenResponse::into_token)
@@ -875,14 +859,27 @@ impl Registry {
             .to_string()
     }
 
-    fn read_body(&self, resp: Response, max_len: u64, label: &str) -> Result<Vec<u8>> {
+    /// Reads a body of at most `max_len` bytes, finished within the time limit counted from
+    /// `started`, when the request was sent (as [`HttpSource`] counts it): the headers and
+    /// the body share one limit.
+    ///
+    /// [`HttpSource`]: crate::source::http::HttpSource
+    fn read_body(
+        &self,
+        resp: Response,
+        max_len: u64,
+        label: &str,
+        started: Instant,
+    ) -> Result<Vec<u8>> {
         if resp.content_length().is_some_and(|n| n > max_len) {
             return Err(self.error(label, ErrorKind::TooLarge { limit: max_len }));
         }
-        read_capped(resp, max_len, label, Some(Instant::now() + self.timeout)).map_err(|e| {
+        read_capped(resp, max_len, label, Some(started + self.timeout)).map_err(|e| {
             let kind = match e {
                 FetchError::TooLarge { limit, .. } => ErrorKind::TooLarge { limit },
                 FetchError::Timeout { .. } => ErrorKind::Timeout,
+                // The location is this error's request already: keep only the cause.
+                FetchError::Io { reason, .. } => ErrorKind::Unreachable { reason },
                 other => ErrorKind::Unreachable {
                     reason: other.to_string(),
                 },
@@ -895,14 +892,12 @@ impl Registry {
         if e.is_timeout() {
             return self.error(label, ErrorKind::Timeout);
         }
-        let mut reason = e.to_string();
-        let mut cause = std::error::Error::source(e);
-        while let Some(c) = cause {
-            reason.push_str(": ");
-            reason.push_str(&c.to_string());
-            cause = c.source();
-        }
-        self.error(label, ErrorKind::Unreachable { reason })
+        self.error(
+            label,
+            ErrorKind::Unreachable {
+                reason: error_chain(e),
+            },
+        )
     }
 
     fn mismatch(&self, label: &str, expected: &Digest, found: &Digest) -> RegistryError {
@@ -916,12 +911,13 @@ impl Registry {
     }
 }
 
-/// Characters escaped in query values.
-const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+/// How often a 429 (or a 503 with `Retry-After`) is retried, and the longest `Retry-After`
+/// waited for: a longer one fails at once as rate-limited.
+const MAX_RETRIES: u32 = 2;
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// Characters escaped in query values: all but RFC 3986's unreserved ones.
+const QUERY: &percent_encoding::AsciiSet = crate::tuf::names::UNRESERVED;
 
 fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("*/*"))
@@ -981,11 +977,6 @@ fn filter_type(descriptors: Vec<Descriptor>, artifact_type: Option<&str>) -> Vec
             .filter(|d| d.artifact_type.as_deref() == Some(t))
             .collect(),
     }
-}
-
-/// The manifest of an artifact whose only layer holds the content, for a config-less push.
-pub fn artifact_manifest_digest(artifact_type: &str, content: &[u8]) -> Digest {
-    Digest::sha256_of(&ImageManifest::artifact(artifact_type, content, None).to_bytes())
 }
 
 #[cfg(test)]

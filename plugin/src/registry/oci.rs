@@ -124,7 +124,8 @@ impl ImageManifest {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // Only string-keyed maps and plain values: serialising cannot fail.
+        serde_json::to_vec(self).expect("OCI documents serialise")
     }
 }
 
@@ -154,7 +155,8 @@ impl ImageIndex {
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        // Only string-keyed maps and plain values: serialising cannot fail.
+        serde_json::to_vec(self).expect("OCI documents serialise")
     }
 }
 

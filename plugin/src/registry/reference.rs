@@ -65,10 +65,6 @@ impl Digest {
         self.of_same_kind(bytes) == *self
     }
 
-    pub fn algorithm(&self) -> &'static str {
-        self.algorithm.name()
-    }
-
     pub fn hex(&self) -> &str {
         &self.hex
     }
@@ -239,16 +235,6 @@ impl ImageRef {
             ..self.clone()
         }
     }
-
-    /// The reference part for a manifest request: the digest when known, else the tag.
-    pub fn manifest_reference(&self) -> String {
-        // The constructors refuse references with neither.
-        self.digest
-            .as_ref()
-            .map(Digest::to_string)
-            .or_else(|| self.tag.clone())
-            .unwrap_or_default()
-    }
 }
 
 impl fmt::Display for ImageRef {
@@ -391,7 +377,10 @@ mod tests {
             .parse()
             .expect("digest ref");
         assert_eq!(pinned.tag(), None);
-        assert_eq!(pinned.manifest_reference(), format!("sha256:{HEX}"));
+        assert_eq!(
+            pinned.digest().map(Digest::to_string),
+            Some(format!("sha256:{HEX}"))
+        );
         for bad in [
             "debian:9.9",
             "registry.invalid/Library/debian:9",

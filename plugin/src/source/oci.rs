@@ -48,14 +48,6 @@ impl OciSource {
         self
     }
 
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
-    pub fn scope(&self) -> &Scope {
-        &self.scope
-    }
-
     /// Reads the metadata artifact tagged `tag`: its manifest must be a pullguard TUF
     /// artifact with one layer, no longer than `max_len`.
     pub fn read_artifact(&self, tag: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
@@ -122,7 +114,7 @@ impl MetadataSource for OciSource {
             reason,
         };
         let (repo, reference) = match path.split_once('@') {
-            Some((repo, digest)) => (repo, digest.to_string()),
+            Some((repo, digest)) => (repo, digest.parse::<Digest>().map_err(invalid)?.to_string()),
             None => {
                 let (repo, tag) = path.rsplit_once(':').ok_or_else(|| {
                     invalid("target paths are repository:tag or repository@digest".into())
@@ -132,7 +124,10 @@ impl MetadataSource for OciSource {
                         repo,
                         Digest::from_sha256_hex(hex).map_err(invalid)?.to_string(),
                     ),
-                    None => (repo, tag.to_string()),
+                    None => {
+                        check_tag(tag).map_err(invalid)?;
+                        (repo, tag.to_string())
+                    }
                 }
             }
         };

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// Everything but ASCII letters, digits and `-._~` is percent-encoded (RFC 3986 unreserved),
 /// as python-tuf encodes role names in URLs and file names: `/`, `..`, `?` and `#` in a role
 /// name can then never escape a directory or change the meaning of a URL.
-const ROLE_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
+pub(crate) const UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
     .remove(b'.')
     .remove(b'_')
@@ -71,7 +71,7 @@ impl<'de> Deserialize<'de> for RoleName {
 
 /// Percent-encodes everything but ASCII letters, digits and `-._~`.
 pub fn encode_component(s: &str) -> String {
-    utf8_percent_encode(s, ROLE_ENCODE).to_string()
+    utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 #[cfg(test)]
