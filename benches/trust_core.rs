@@ -191,7 +191,8 @@ fn refresh_from_dir(c: &mut Criterion) {
                         .target_info(&format!("team/app-{}:1.0", n / 2))
                         .expect("lookup");
                     assert!(info.is_some());
-                    drop(state);
+                    // Returned, so criterion drops (deletes) it outside the measurement.
+                    (state, updater)
                 },
                 BatchSize::PerIteration,
             )

@@ -7,31 +7,14 @@
 #   5. the node clock is set back two days                 -> rejected: clock rollback.
 # Installs what it needs first (scripts/setup.sh). Leaves nothing running.
 set -euo pipefail
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo_root"
-# shellcheck source=scripts/setup.sh
-. scripts/setup.sh
-
-echo "== building pullguard"
-# The same build as the test suite (one RocksDB build serves both).
-cargo test --quiet --locked --workspace --no-run
-pullguard=$CARGO_TARGET_DIR/debug/pullguard
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 py=$PULLGUARD_VENV/bin/python
-
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-  [[ -n $server_pid ]] && kill "$server_pid" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
 
 repo=$work/repository
 state=$work/client-metadata
 targets=$work/client-targets
 
-step() { printf '\n== %s\n' "$*"; }
 client() { "$pullguard" tuf-client --metadata-url "$url/metadata/" --metadata-dir "$state" "$@"; }
 expect_rejected() {
   local what=$1; shift
@@ -44,11 +27,11 @@ trusted_version() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1])
 
 step "1. python-tuf generates a repository with one target, served on 127.0.0.1"
 "$py" tests/interop/tufrepo.py "$repo" init --keytype ed25519 \; add-target "debian:9.9" --data "a signed manifest"
-port=$("$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$py" -m http.server --bind 127.0.0.1 --directory "$repo" "$port" >/dev/null 2>&1 &
-server_pid=$!
+on_exit "kill $!"
 url=http://127.0.0.1:$port
-for _ in $(seq 50); do "$py" -c "import urllib.request; urllib.request.urlopen('$url/metadata/1.root.json')" 2>/dev/null && break; sleep 0.1; done
+wait_http "$url/metadata/1.root.json"
 echo "serving $repo at $url"
 
 step "2. bootstrap from root v1, refresh, download and verify the target"

@@ -8,7 +8,8 @@
 # Usage: scripts/fetch-peers.sh [PACKAGE[>=VERSION]...]       (default: oras cosign)
 #   e.g. scripts/fetch-peers.sh oras cosign 'containerd>=2.0'
 #   PACKAGE is a Debian binary package; the binary looked for is the one of the same name
-#   (see bin_of below). With >=VERSION, suites whose package is older are passed over.
+#   (true of every peer fetched so far). With >=VERSION, suites whose package is older are
+#   passed over.
 #
 # Output: one NAME=/absolute/path/to/binary line per package on stdout (and nothing else, so
 # that tests can parse it); progress and versions on stderr. Exits non-zero with a message when
@@ -44,11 +45,6 @@ for arg in "$@"; do
   pkgs+=("$p")
 done
 
-bin_of() { # the binary that stands for a package
-  case $1 in
-    *) echo "$1" ;;
-  esac
-}
 version_cmd() { # how to ask a binary for its version
   case $1 in
     oras | cosign) echo version ;;
@@ -85,7 +81,7 @@ find_bin() { # prints the unpacked binary's path, if any
 # satisfies the requested minimum.
 present() {
   local p=$1 stamp=$prefix/.installed/$1 ver
-  [[ -f $stamp ]] && find_bin "$(bin_of "$p")" >/dev/null || return 1
+  [[ -f $stamp ]] && find_bin "$p" >/dev/null || return 1
   ver=$(awk '{print $1; exit}' "$stamp")
   [[ -z ${min_ver[$p]:-} ]] || dpkg --compare-versions "$ver" ge "${min_ver[$p]}"
 }
@@ -288,9 +284,9 @@ if ((${#todo[@]})); then
     remaining=("${still[@]+"${still[@]}"}")
   done
   if ((${#remaining[@]})); then
-    for p in "${remaining[@]}"; do
-      die "package $p${min_ver[$p]:+ (>= ${min_ver[$p]})} is in none of the suites: $suites"
-    done
+    missing=()
+    for p in "${remaining[@]}"; do missing+=("$p${min_ver[$p]:+ (>= ${min_ver[$p]})}"); done
+    die "not in any of the suites ($suites): ${missing[*]}"
   fi
   log "fetched in $((SECONDS - start))s"
 fi
@@ -298,7 +294,7 @@ fi
 # --- check and report ----------------------------------------------------------------------
 status=0
 for p in "${pkgs[@]}"; do
-  b=$(bin_of "$p")
+  b=$p
   path=$(find_bin "$b") || die "package $p was unpacked but has no binary $b in $prefix"
   if ! v=$("$path" "$(version_cmd "$b")" 2>&1); then
     echo "$v" >&2

@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{RunOutput, StaticServer};
+use common::{read_json, RunOutput, StaticServer};
 
 const TUFREPO: &str = "tests/interop/tufrepo.py";
 
@@ -95,11 +95,9 @@ impl Fixture {
 
     /// A refresh with the clock moved by libfaketime (`spec` as for `faketime -f`).
     fn refresh_at(&self, spec: &str) -> RunOutput {
-        let mut cmd = Command::new(common::faketime());
-        cmd.arg("-f").arg(spec).arg(env!("CARGO_BIN_EXE_pullguard"));
-        self.client_args(&mut cmd);
+        let mut cmd = self.client();
         cmd.arg("refresh");
-        common::run(cmd)
+        common::run(common::at_time(spec, &cmd))
     }
 
     fn download(&self, names: &[&str]) -> RunOutput {
@@ -219,11 +217,6 @@ impl Fixture {
             self.context(out)
         );
     }
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    let bytes = fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
 }
 
 /// The names in a directory (hidden ones too), sorted; empty if it does not exist.

@@ -60,6 +60,32 @@ pub fn faketime() -> PathBuf {
     path
 }
 
+/// `command` run under `faketime -f OFFSET` (same program, arguments, environment and
+/// directory).
+pub fn at_time(offset: &str, command: &Command) -> Command {
+    let mut c = Command::new(faketime());
+    c.arg("-f")
+        .arg(offset)
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        c.current_dir(dir);
+    }
+    c
+}
+
+/// A JSON file's content (the test fails, naming the file, if it cannot be read).
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+}
+
 /// A fresh temporary directory, removed when dropped.
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()

@@ -115,7 +115,7 @@ impl TestRegistry {
         self.dir.path().join("storage")
     }
 
-    /// pullguard's client for this registry (plain HTTP, anonymous).
+    /// pullguard's client for this registry (plain HTTP, or HTTPS with its CA; anonymous).
     pub fn client(&self) -> Arc<Registry> {
         let config = RegistryConfig {
             plain_http: !self.tls,
@@ -140,10 +140,17 @@ impl TestRegistry {
     }
 }
 
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
+impl TestRegistry {
+    /// Stops the registry (its storage stays until the value is dropped).
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
