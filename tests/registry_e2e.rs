@@ -41,20 +41,7 @@ impl Fixture {
         ] {
             f.ok(&["key", "generate", &format!("{k}.key")]);
         }
-        f.ok(&[
-            "repo",
-            "init",
-            "--scope",
-            &f.scope,
-            "--root-key",
-            "root.key",
-            "--targets-key",
-            "targets.key",
-            "--snapshot-key",
-            "snapshot.key",
-            "--timestamp-key",
-            "timestamp.key",
-        ]);
+        f.init_scope();
         f.ok(&[
             "repo",
             "delegate",
@@ -104,6 +91,25 @@ impl Fixture {
             .env("DOCKER_CONFIG", self.path("docker"))
             .args(args);
         c
+    }
+
+    /// `repo init` of the scope with the key files `root.key`, `targets.key`,
+    /// `snapshot.key` and `timestamp.key`.
+    fn init_scope(&self) {
+        self.ok(&[
+            "repo",
+            "init",
+            "--scope",
+            &self.scope,
+            "--root-key",
+            "root.key",
+            "--targets-key",
+            "targets.key",
+            "--snapshot-key",
+            "snapshot.key",
+            "--timestamp-key",
+            "timestamp.key",
+        ]);
     }
 
     fn pg(&self, args: &[&str]) -> RunOutput {
@@ -853,20 +859,7 @@ fn https_with_a_private_ca_and_basic_auth() {
     f.ok(&["key", "generate", "targets.key", "--type", "ecdsa-p256"]);
     let shown = f.ok(&["key", "show", "targets.key.pub"]);
     assert!(shown.stdout.contains("ecdsa-sha2-nistp256"), "{shown}");
-    f.ok(&[
-        "repo",
-        "init",
-        "--scope",
-        &f.scope,
-        "--root-key",
-        "root.key",
-        "--targets-key",
-        "targets.key",
-        "--snapshot-key",
-        "snapshot.key",
-        "--timestamp-key",
-        "timestamp.key",
-    ]);
+    f.init_scope();
 
     // No CA configured: the system roots do not know this certificate.
     let out = f.fails(&["repo", "publish"], "unreachable");

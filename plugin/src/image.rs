@@ -318,7 +318,7 @@ mod tests {
     //! The signature policy on a repository written by the publisher's own code, read from
     //! a directory; signatures are handed in directly.
     use super::*;
-    use crate::publish::repo::{Expiries, Retention, RoleKeys, Workspace};
+    use crate::publish::repo::{Retention, Workspace};
     use crate::registry::oci::Descriptor;
     use crate::source::dir::DirSource;
     use crate::store::dir::DirStore;
@@ -344,30 +344,15 @@ mod tests {
     impl Repo {
         fn new() -> Self {
             let dir = tempfile::tempdir().expect("tempdir");
-            let keys: Vec<SigningKey> = (1..=4)
-                .map(|i| SigningKey::ed25519_from_seed([i; 32]))
-                .collect();
+            let keys = crate::publish::repo::tests::keys();
             let signers: Vec<&SigningKey> = keys.iter().collect();
-            let role = |i: usize| RoleKeys {
-                keys: vec![keys[i].public()],
-                threshold: 1,
-            };
             let scope: Scope = "127.0.0.1:5000/acme".parse().expect("scope");
             let now = Utc::now();
-            let mut ws = Workspace::init(
+            let mut ws = crate::publish::repo::tests::init(
                 &dir.path().join("repo"),
-                &scope,
-                None,
-                [
-                    ("root", role(0)),
-                    ("targets", role(1)),
-                    ("snapshot", role(2)),
-                    ("timestamp", role(3)),
-                ],
-                Expiries::default(),
-                Retention::default(),
+                &keys,
                 &signers,
-                now,
+                Retention::default(),
             )
             .expect("init");
             let subject = Descriptor::new(

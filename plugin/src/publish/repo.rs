@@ -1056,7 +1056,7 @@ fn prune_unused_keys(root: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn delegate(
@@ -1079,20 +1079,33 @@ mod tests {
         )
     }
 
-    fn keys() -> Vec<SigningKey> {
+    /// Four ed25519 keys from fixed seeds: root, targets, snapshot, timestamp.
+    pub(crate) fn keys() -> Vec<SigningKey> {
         (1..=4)
             .map(|i| SigningKey::ed25519_from_seed([i; 32]))
             .collect()
     }
 
-    fn init(
+    /// A repository for `127.0.0.1:5000/acme` with one key per top-level role (`keys[i]`).
+    pub(crate) fn init(
         dir: &Path,
         keys: &[SigningKey],
         signers: &[&SigningKey],
         retention: Retention,
     ) -> Result<Workspace> {
-        let role = |i: usize| RoleKeys {
-            keys: vec![keys[i].public()],
+        init_with(dir, keys, [0, 1, 2, 3], signers, retention)
+    }
+
+    /// The same, with root, targets, snapshot and timestamp keyed by `keys[which[n]]`.
+    fn init_with(
+        dir: &Path,
+        keys: &[SigningKey],
+        which: [usize; 4],
+        signers: &[&SigningKey],
+        retention: Retention,
+    ) -> Result<Workspace> {
+        let role = |n: usize| RoleKeys {
+            keys: vec![keys[which[n]].public()],
             threshold: 1,
         };
         Workspace::init(
@@ -1330,24 +1343,12 @@ mod tests {
         let k = keys();
         let signers: Vec<&SigningKey> = k.iter().collect();
         // The targets key reused as the timestamp key is refused.
-        let role = |i: usize| RoleKeys {
-            keys: vec![k[i].public()],
-            threshold: 1,
-        };
-        let err = Workspace::init(
+        let err = init_with(
             &dir.path().join("a"),
-            &"127.0.0.1:5000/acme".parse().expect("scope"),
-            None,
-            [
-                ("root", role(0)),
-                ("targets", role(1)),
-                ("snapshot", role(2)),
-                ("timestamp", role(1)),
-            ],
-            Expiries::default(),
-            Retention::default(),
+            &k,
+            [0, 1, 2, 1],
             &signers,
-            Utc::now(),
+            Retention::default(),
         )
         .err()
         .expect("refused");
