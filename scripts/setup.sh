@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what pullguard's build, tests and demo need on a Debian machine, idempotently:
-# Debian packages (protoc, libclang for the RocksDB bindings, faketime, Python venv support,
+# Debian packages (protoc, libclang for the RocksDB bindings, faketime, GNU time (peak memory
+# of a process in the tests), Python venv support,
 # the CNCF distribution registry for the end-to-end tests)
 # and a Python venv with python-tuf for the interoperability fixtures.
 #
@@ -10,7 +11,7 @@ set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-apt_packages=(protobuf-compiler libclang-dev clang faketime python3-venv python3-pip ca-certificates curl docker-registry openssl)
+apt_packages=(protobuf-compiler libclang-dev clang faketime time python3-venv python3-pip ca-certificates curl docker-registry openssl)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

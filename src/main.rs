@@ -89,7 +89,10 @@ fn main() -> ExitCode {
         Ok(Ok(true)) => ExitCode::SUCCESS,
         Ok(Ok(false)) => ExitCode::FAILURE,
         Ok(Err(e)) => {
-            eprintln!("pullguard: {e:#}");
+            eprintln!(
+                "pullguard: {}",
+                pullguard_plugin::io::error_chain(e.as_ref())
+            );
             ExitCode::FAILURE
         }
         Err(_) => {

@@ -8,11 +8,11 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand, ValueEnum};
 use pullguard_plugin::config::Config;
+use pullguard_plugin::io::write_atomic;
 use pullguard_plugin::publish::keyfile;
 use pullguard_plugin::publish::repo::{Expiries, Retention, RoleKeys, Workspace};
 use pullguard_plugin::registry::oci::{ARTIFACT_SIGNATURE, ARTIFACT_TUF, IMAGE_MEDIA_TYPES};
 use pullguard_plugin::registry::ImageRef;
-use pullguard_plugin::store::dir::write_atomic;
 use pullguard_plugin::tuf::signing::SigningKey;
 use pullguard_plugin::tuf::RoleName;
 
@@ -415,8 +415,9 @@ fn publish(a: &PublishArgs, config: &dyn Fn() -> Result<Config>) -> Result<()> {
             }
             Destination::Registry(registry) => {
                 let tag = name.trim_end_matches(".json");
-                let mut annotations = serde_json::Map::new();
-                annotations.insert("org.opencontainers.image.title".into(), name.clone().into());
+                let annotations = [("org.opencontainers.image.title".to_string(), name.clone())]
+                    .into_iter()
+                    .collect();
                 registry.push_artifact(
                     ws.trust_repository(),
                     Some(tag),

@@ -17,8 +17,9 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
+use pullguard_plugin::io::{read_file, write_atomic};
 use pullguard_plugin::source::http::HttpSource;
-use pullguard_plugin::store::dir::{write_atomic, DirStore};
+use pullguard_plugin::store::dir::DirStore;
 
 use pullguard_plugin::tuf::names::encode_component;
 use pullguard_plugin::tuf::trusted::{check_hashes, check_length};
@@ -89,7 +90,8 @@ pub fn run(args: TufClientArgs) -> Result<()> {
 fn init(args: &TufClientArgs, root_file: &Path) -> Result<()> {
     let dir = args.metadata_dir()?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let bytes = fs::read(root_file).with_context(|| format!("reading {}", root_file.display()))?;
+    let bytes = read_file(root_file, Limits::default().root_max)
+        .with_context(|| format!("reading {}", root_file.display()))?;
     let mut store = DirStore::open(dir)?;
     // No checks here: the root is verified (self-signed by a threshold) on first refresh.
     store.install_root(&bytes)?;
@@ -162,7 +164,7 @@ fn download(args: &TufClientArgs) -> Result<()> {
 
 /// A target already on disk with the trusted length and every trusted hash is not fetched.
 fn is_cached(info: &TargetInfo, path: &Path) -> bool {
-    let Ok(bytes) = fs::read(path) else {
+    let Ok(bytes) = read_file(path, info.file.length) else {
         return false;
     };
     check_length(&info.path, "", info.file.length, &bytes).is_ok()

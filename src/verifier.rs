@@ -12,16 +12,18 @@ use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{Bundle, BundledImage};
 use pullguard_plugin::config::Config;
 use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
+use pullguard_plugin::io::{error_chain, read_file, read_text_file, write_atomic, Deadline};
 use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
 use pullguard_plugin::registry::{ImageRef, Registry, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
-use pullguard_plugin::source::{metadata_file_name, MetadataSource};
-use pullguard_plugin::store::dir::{write_atomic, DirStore};
-use pullguard_plugin::store::TrustStore;
+use pullguard_plugin::source::{metadata_file_name, FetchError, MetadataSource};
+use pullguard_plugin::store::dir::DirStore;
+use pullguard_plugin::store::{StoreError, TrustStore};
 use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
-use pullguard_plugin::tuf::{Limits, RoleName, Updater};
+use pullguard_plugin::tuf::{Limits, RoleName, TrustedSet, Updater};
+use pullguard_plugin::verdict::{ReasonCode, Verdict};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -49,6 +51,26 @@ pub struct VerifyArgs {
     /// Read metadata and signatures from an offline bundle.
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// One time limit for the whole check (tag resolution, metadata refresh, signatures),
+    /// e.g. `5s`; when it runs out the answer is `DENY unavailable`, naming the slow step.
+    #[arg(long, default_value = "5s", value_parser = parse_deadline)]
+    deadline: Duration,
+}
+
+/// The longest `--deadline` accepted.
+const DEADLINE_MAX: Duration = Duration::from_secs(3600);
+
+fn parse_deadline(s: &str) -> std::result::Result<Duration, String> {
+    let d = pullguard_plugin::publish::repo::parse_duration(s)?
+        .to_std()
+        .map_err(|_| format!("`{s}` is not a time limit"))?;
+    if d.is_zero() || d > DEADLINE_MAX {
+        return Err(format!(
+            "`{s}`: a deadline is more than 0 s and at most {} s",
+            DEADLINE_MAX.as_secs()
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Subcommand)]
@@ -80,53 +102,130 @@ pub enum BundleCommand {
 
 /// Opens the trusted state of `scope` in `state`. A state directory belongs to one scope
 /// (recorded in `.pullguard-scope`): using it for another is refused, never mixed.
-fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore> {
+///
+/// A root given with `--root` is checked (well-formed, signed by a threshold of its own
+/// root keys) before it is installed. Until a refresh has proven the stored root against the
+/// scope's metadata, a given root replaces it: one wrong `--root` (garbage, or another
+/// scope's root) never locks a new state directory out. Once proven, the stored root (which
+/// may have been rotated since) is kept and `--root` is not used.
+fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore, StateError> {
     let mut store = DirStore::open(state)?;
     let marker = state.join(SCOPE_MARKER);
-    match std::fs::read_to_string(&marker) {
-        Ok(recorded) if recorded.trim() != scope.to_string() => bail!(
-            "{} holds the trusted state of scope {}, not {scope}",
-            state.display(),
-            recorded.trim()
-        ),
-        Ok(_) => {}
-        // Bound to the scope after its first successful refresh (see `check`).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(anyhow!("{}: {e}", marker.display())),
-    }
-    if store.load(&RoleName::root())?.is_some() {
-        if root.is_some() {
-            eprintln!(
-                "note: {} already trusts a root (it may have been rotated since); --root is not used",
-                state.display()
-            );
+    let bound = match read_text_file(&marker, 4096) {
+        Ok(recorded) if recorded.trim() != scope.to_string() => {
+            return Err(StateError::OtherScope {
+                state: state.to_path_buf(),
+                recorded: recorded.trim().to_string(),
+                scope: scope.to_string(),
+            })
         }
-    } else {
-        let root = root.ok_or_else(|| {
-            anyhow!(
-                "{} has no trusted root yet: pass the scope's root with --root",
-                state.display()
-            )
-        })?;
-        let bytes = std::fs::read(root).with_context(|| root.display().to_string())?;
-        store.install_root(&bytes)?;
+        Ok(_) => true,
+        // Bound to the scope after its first successful refresh (see `check`).
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(source) => {
+            return Err(StateError::Read {
+                path: marker,
+                source,
+            })
+        }
+    };
+    let proven = bound || store.load(&RoleName::timestamp())?.is_some();
+    let stored = store.load(&RoleName::root())?.is_some();
+    match root {
+        Some(_) if proven => eprintln!(
+            "note: {} already trusts a root (it may have been rotated since); --root is not used",
+            state.display()
+        ),
+        Some(root) => {
+            let bytes = read_file(root, Limits::default().root_max).map_err(|source| {
+                StateError::RootUnreadable {
+                    path: root.to_path_buf(),
+                    source,
+                }
+            })?;
+            TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| StateError::BadRoot {
+                path: root.to_path_buf(),
+                source,
+            })?;
+            store.install_root(&bytes)?;
+        }
+        None if stored => {}
+        None => {
+            return Err(StateError::NoRoot {
+                state: state.to_path_buf(),
+            })
+        }
     }
     Ok(store)
 }
 
-fn report(checked: &Checked) -> bool {
+/// Why a state directory could not be used for a check.
+#[derive(Debug, thiserror::Error)]
+enum StateError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} holds the trusted state of scope {recorded}, not {scope}", state.display())]
+    OtherScope {
+        state: PathBuf,
+        recorded: String,
+        scope: String,
+    },
+    #[error("{}: {source}", path.display())]
+    RootUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} has no trusted root yet: pass the scope's root with --root", state.display())]
+    NoRoot { state: PathBuf },
+    #[error("{} is not a usable trust root (nothing was installed): {source}", path.display())]
+    BadRoot {
+        path: PathBuf,
+        source: pullguard_plugin::tuf::Error,
+    },
+}
+
+impl StateError {
+    fn reason(&self) -> ReasonCode {
+        match self {
+            StateError::Store(_) | StateError::Read { .. } => ReasonCode::Internal,
+            StateError::OtherScope { .. } => ReasonCode::InvalidRequest,
+            StateError::NoRoot { .. } | StateError::RootUnreadable { .. } => {
+                ReasonCode::NoTrustRoot
+            }
+            StateError::BadRoot { source, .. } => source.reason(),
+        }
+    }
+}
+
+/// Prints the one verdict line of a check: `ADMIT <path>: …` or `DENY <reason> <path>: …`,
+/// where the path is the image's target path in the scope, else the reference as given.
+fn report(checked: &Checked, image: &str) -> bool {
     let v = &checked.verdict;
+    let what = match checked.target_path.as_str() {
+        "" => image,
+        path => path,
+    };
     if v.admitted {
-        println!("ADMIT {}: {}", checked.target_path, v.message);
+        println!("ADMIT {what}: {}", v.message);
     } else {
-        println!(
-            "DENY {} {}: {}",
-            v.reason.as_str(),
-            checked.target_path,
-            v.message
-        );
+        println!("DENY {} {what}: {}", v.reason.as_str(), v.message);
     }
     v.admitted
+}
+
+/// A check that ended before a verdict was reached (bad input, no usable state, the
+/// registry failing while the tag was resolved): still one verdict line.
+fn denied(reason: ReasonCode, error: anyhow::Error) -> Checked {
+    Checked {
+        verdict: Verdict::deny(reason, error_chain(error.as_ref())),
+        target_path: String::new(),
+        signature_version: None,
+    }
 }
 
 fn scope_of(s: &str) -> Result<Scope> {
@@ -160,50 +259,72 @@ fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore
     Updater::new(source, store, Limits::default())
 }
 
-/// Verifies one image; `Ok(false)` is a denial (already reported). The config is read only
-/// when the registry is used (an offline check with `--bundle` needs none).
+/// Verifies one image and prints its one verdict line, whatever happened; `Ok(false)` is a
+/// denial. The config is read only when the registry is used (an offline check with
+/// `--bundle` needs none).
 pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool> {
-    let scope = scope_of(&a.scope)?;
-    let mut image: ImageRef = a.image.parse().map_err(|e: String| anyhow!(e))?;
-    let store = open_state(&a.state, a.root.as_deref(), &scope)?;
+    let image = a.image.clone();
+    let checked = check_image(a, config).unwrap_or_else(|(reason, e)| denied(reason, e));
+    Ok(report(&checked, &image))
+}
+
+type Failure = (ReasonCode, anyhow::Error);
+
+fn invalid(e: anyhow::Error) -> Failure {
+    (ReasonCode::InvalidRequest, e)
+}
+
+fn check_image(
+    a: VerifyArgs,
+    config: &dyn Fn() -> Result<Config>,
+) -> std::result::Result<Checked, Failure> {
+    let scope = scope_of(&a.scope).map_err(invalid)?;
+    let mut image: ImageRef = a.image.parse().map_err(|e: String| invalid(anyhow!(e)))?;
+    if scope.target_path(&image).is_none() {
+        return Err(invalid(anyhow!("{image} is not in scope {scope}")));
+    }
+    let store =
+        open_state(&a.state, a.root.as_deref(), &scope).map_err(|e| (e.reason(), e.into()))?;
+    let deadline = Deadline::after(a.deadline);
     if let Some(path) = &a.bundle {
-        let bundle = read_bundle(path)?;
-        if scope_of(&bundle.scope)? != scope {
-            bail!(
+        let bundle = read_bundle(path).map_err(invalid)?;
+        if scope_of(&bundle.scope).map_err(invalid)? != scope {
+            return Err(invalid(anyhow!(
                 "{} is a bundle for scope {}, not {scope}",
                 path.display(),
                 bundle.scope
-            );
+            )));
         }
         if image.digest().is_none() {
             let found = bundle
                 .images
                 .iter()
                 .find(|i| i.reference == image.to_string())
-                .ok_or_else(|| anyhow!("{image} is not in the bundle; give its digest"))?;
+                .ok_or_else(|| invalid(anyhow!("{image} is not in the bundle; give its digest")))?;
             image = image.with_digest(found.digest.clone());
         }
-        return Ok(report(&check(
-            &mut updater(&bundle, store),
-            &bundle,
-            &scope,
-            &image,
-        )));
+        return Ok(check(&mut updater(&bundle, store), &bundle, &scope, &image));
     }
-    let registry = config()?
-        .registry(scope.registry())
-        .map_err(|e| anyhow!(e))?;
+    let registry = config()
+        .and_then(|c| c.registry(scope.registry()).map_err(|e| anyhow!(e)))
+        .map_err(invalid)?;
+    let registry = Arc::new(registry.with_deadline(deadline));
     if image.digest().is_none() {
         let tag = image.tag().unwrap_or_default().to_string();
         let digest = registry
-            .resolve(image.repository(), &tag, &IMAGE_MEDIA_TYPES)?
-            .ok_or_else(|| anyhow!("{image} does not exist in the registry"))?;
+            .resolve(image.repository(), &tag, &IMAGE_MEDIA_TYPES)
+            .map_err(|e| {
+                let reason = FetchError::from(e.clone()).reason();
+                (reason, anyhow!("resolving the tag of {image}: {e}"))
+            })?
+            .ok_or_else(|| invalid(anyhow!("{image} does not exist in the registry")))?;
         image = image.with_digest(digest);
     }
     let checked = match (&a.metadata_url, &a.metadata_dir) {
         (Some(url), _) => {
-            let source =
-                HttpSource::new(url, None, Duration::from_secs(30)).map_err(|e| anyhow!(e))?;
+            let source = HttpSource::new(url, None, Duration::from_secs(30))
+                .map_err(|e| invalid(anyhow!(e)))?
+                .with_deadline(deadline);
             check(
                 &mut updater(source, store),
                 registry.as_ref(),
@@ -230,18 +351,12 @@ pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool
             )
         }
     };
-    Ok(report(&checked))
+    Ok(checked)
 }
 
-/// Reads a bundle, never more than one byte past the limit that `Bundle::from_slice` checks.
+/// Reads a bundle, never more than one byte past its size limit.
 fn read_bundle(path: &Path) -> Result<Bundle> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| {
-            f.take(pullguard_plugin::bundle::BUNDLE_MAX + 1)
-                .read_to_end(&mut bytes)
-        })
+    let bytes = read_file(path, pullguard_plugin::bundle::BUNDLE_MAX)
         .with_context(|| path.display().to_string())?;
     Bundle::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
 }
@@ -296,7 +411,7 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
             for img in &b.images {
                 let image: ImageRef = img.reference.parse().map_err(|e: String| anyhow!(e))?;
                 let image = image.with_digest(img.digest.clone());
-                all_ok &= report(&check(&mut updater, &b, &scope, &image));
+                all_ok &= report(&check(&mut updater, &b, &scope, &image), &img.reference);
             }
             // Kept for later offline checks (`verify --bundle STATE/bundle.json`), but only a
             // bundle whose every image verified.

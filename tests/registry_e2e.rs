@@ -6,11 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 
+use common::front::Front;
 use common::registry::TestRegistry;
-use common::{pullguard, run, tempdir, RunOutput};
+use common::{pullguard, run, run_measured, tempdir, Cost, RunOutput};
 use pullguard_plugin::registry::oci::{
     Descriptor, ImageIndex, ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_INDEX,
     MEDIA_TYPE_IMAGE_MANIFEST,
@@ -1046,5 +1048,312 @@ fn oversized_and_foreign_metadata_artifacts_are_refused_and_change_nothing() {
     assert_eq!(
         state_file(&f.path("state"), "timestamp.json")["signed"]["version"],
         1
+    );
+}
+
+// ---- A malicious or slow registry, and bad local input (hardening) ----
+
+/// The published fixture seen through a [`Front`]: a config that reaches the front over
+/// plain HTTP, and `verify` arguments that name the front as the registry.
+struct Fronted {
+    f: Fixture,
+    front: Front,
+}
+
+impl Fronted {
+    fn new(f: Fixture, delay: std::time::Duration, rule: Arc<common::front::Rule>) -> Self {
+        let front = Front::start(&f.registry.host, delay, rule);
+        let config = format!(
+            r#"{{"registries": {{"{}": {{"plain_http": true}}, "{}": {{"plain_http": true}}}}}}"#,
+            f.registry.host, front.host
+        );
+        std::fs::write(f.path("pullguard.json"), config).expect("config");
+        Fronted { f, front }
+    }
+
+    fn verify_args<'a>(
+        &'a self,
+        image: &'a str,
+        scope: &'a str,
+        extra: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut args = vec![
+            "verify",
+            image,
+            "--scope",
+            scope,
+            "--state",
+            "state",
+            "--root",
+            "pullguard-repo/metadata/1.root.json",
+        ];
+        args.extend(extra.iter().copied());
+        args
+    }
+
+    /// `verify` of `acme/app:1` through the front, measured.
+    fn verify(&self, extra: &[&str]) -> (RunOutput, Cost) {
+        let image = format!("{}/acme/app:1", self.front.host);
+        let scope = format!("{}/acme", self.front.host);
+        let args = self.verify_args(&image, &scope, extra);
+        let (out, cost) = run_measured(&self.f.cmd(&args));
+        eprintln!(
+            "measured: {} MiB peak RSS, {:.2} s wall: {}",
+            cost.max_rss_kib / 1024,
+            cost.wall.as_secs_f64(),
+            out.stdout.trim()
+        );
+        (out, cost)
+    }
+}
+
+/// An image index with `entries` descriptors, the first one carrying `junk` (raw JSON) as
+/// an unknown field.
+fn junk_index(entries: usize, junk: &str) -> Vec<u8> {
+    let mut text = String::from(
+        r#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":["#,
+    );
+    for i in 0..entries {
+        if i > 0 {
+            text.push(',');
+        }
+        let d = Digest::sha256_of(format!("junk {i}").as_bytes());
+        let extra = if i == 0 { junk } else { "0" };
+        text.push_str(&format!(
+            r#"{{"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","digest":"{d}","size":100,"x-junk":{extra}}}"#
+        ));
+    }
+    text.push_str("]}");
+    text.into_bytes()
+}
+
+/// About 4 MiB of JSON array, just under the 4 MiB index cap with the rest of a page.
+fn four_mib_array() -> String {
+    format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 256))
+}
+
+const RSS_GOAL_KIB: u64 = 64 * 1024;
+
+#[test]
+fn referrer_pages_full_of_junk_keep_verify_small() {
+    let page = Arc::new(junk_index(1, &four_mib_array()));
+    let rule: Arc<common::front::Rule> = Arc::new(move |method: &str, path: &str| {
+        (method == "GET" && path.contains("/referrers/")).then(|| {
+            let headers = vec![
+                (
+                    "Content-Type".to_string(),
+                    MEDIA_TYPE_IMAGE_INDEX.to_string(),
+                ),
+                (
+                    "Link".to_string(),
+                    format!(
+                        "<{}?page=next>; rel=\"next\"",
+                        path.split('?').next().unwrap_or(path)
+                    ),
+                ),
+            ];
+            (200, headers, page.to_vec())
+        })
+    });
+    let fr = Fronted::new(Fixture::published(), std::time::Duration::ZERO, rule);
+    let (out, cost) = fr.verify(&[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.starts_with("DENY "), "one verdict line\n{out}");
+    assert!(
+        cost.max_rss_kib < RSS_GOAL_KIB,
+        "16 junk pages took {} KiB\n{out}",
+        cost.max_rss_kib
+    );
+}
+
+#[test]
+fn a_junk_tag_schema_index_keeps_verify_small_and_a_junk_flood_is_named() {
+    let f = Fixture::published();
+    let digest = f.app_digest("1");
+    let tag_path = format!("/v2/acme/app/manifests/{}", digest.referrers_tag());
+    let big = Arc::new(junk_index(1, &four_mib_array()));
+    let flood = Arc::new(junk_index(1000, "0"));
+    let which = Arc::new(std::sync::Mutex::new(Arc::clone(&big)));
+    let which2 = Arc::clone(&which);
+    let rule: Arc<common::front::Rule> = Arc::new(move |_: &str, path: &str| {
+        (path == tag_path).then(|| {
+            let headers = vec![(
+                "Content-Type".to_string(),
+                MEDIA_TYPE_IMAGE_INDEX.to_string(),
+            )];
+            (200, headers, which2.lock().expect("body").to_vec())
+        })
+    });
+    let fr = Fronted::new(f, std::time::Duration::ZERO, rule);
+    let (out, cost) = fr.verify(&[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stdout.starts_with("DENY "), "{out}");
+    assert!(
+        cost.max_rss_kib < RSS_GOAL_KIB,
+        "a 4 MiB junk index took {} KiB\n{out}",
+        cost.max_rss_kib
+    );
+    // 1000 referrers that do not exist: the cause is named, not one missing manifest.
+    *which.lock().expect("body") = flood;
+    let (out, _) = fr.verify(&[]);
+    assert!(
+        out.stdout
+            .starts_with("DENY malformed app:1: too many unreadable referrers: 1000 manifests"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_registry_that_answers_late_gets_unavailable_within_the_deadline() {
+    let rule: Arc<common::front::Rule> = Arc::new(|_: &str, _: &str| None);
+    // 0.7 s for every answer, 2 s for the whole check: the third request runs out of time.
+    let delay = std::time::Duration::from_millis(700);
+    let fr = Fronted::new(Fixture::published(), delay, rule);
+    let (out, cost) = fr.verify(&["--deadline", "2s"]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.starts_with("DENY unavailable app:1: ")
+            && out
+                .stdout
+                .contains("deadline of 2 s for the whole verification")
+            && out.stdout.contains("GET /v2/"),
+        "the slow step is named\n{out}"
+    );
+    assert!(
+        cost.wall < std::time::Duration::from_millis(3500),
+        "took {:?}\n{out}",
+        cost.wall
+    );
+    // The same registry, given time, admits: the deadline is the only thing in the way.
+    let (out, _) = fr.verify(&["--deadline", "60s"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stdout.starts_with("ADMIT app:1: "), "{out}");
+}
+
+#[test]
+fn a_wrong_root_on_a_new_state_changes_nothing_and_the_right_one_still_works() {
+    let f = Fixture::published();
+    let verify_with = |root: &str| {
+        let mut args = f.verify_args("1", "fresh");
+        let at = args.len() - 1;
+        args[at] = root.to_string();
+        f.pg(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    std::fs::write(f.path("garbage.json"), b"{\"signed\": 1}").expect("write");
+    let out = verify_with("garbage.json");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.starts_with("DENY malformed ") && out.stdout.contains("nothing was installed"),
+        "{out}"
+    );
+    assert!(
+        !f.path("fresh/root.json").exists(),
+        "a garbage root was installed"
+    );
+    // The root of another scope: well-formed, but its keys sign nothing here.
+    for k in ["o-root", "o-targets", "o-snapshot", "o-timestamp"] {
+        f.ok(&["key", "generate", &format!("{k}.key")]);
+    }
+    f.ok(&[
+        "repo",
+        "init",
+        "--dir",
+        "other",
+        "--scope",
+        "127.0.0.1:1/other",
+        "--root-key",
+        "o-root.key",
+        "--targets-key",
+        "o-targets.key",
+        "--snapshot-key",
+        "o-snapshot.key",
+        "--timestamp-key",
+        "o-timestamp.key",
+    ]);
+    let out = verify_with("other/metadata/1.root.json");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.starts_with("DENY threshold_not_met app:1: "),
+        "{out}"
+    );
+    // The right root now: taken, although a root is stored (it was never proven).
+    let out = verify_with("pullguard-repo/metadata/1.root.json");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!out.stderr.contains("--root is not used"), "{out}");
+    // Proven now: a later wrong --root is not used.
+    let out = verify_with("other/metadata/1.root.json");
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(out.stderr.contains("--root is not used"), "{out}");
+}
+
+#[test]
+fn bad_local_input_gets_one_verdict_line_with_its_cause() {
+    let f = Fixture::published();
+    let mut args = f.verify_args("1", "state");
+    let line = |args: &[String]| {
+        let out = f.pg(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(out.stdout.lines().count(), 1, "one verdict line\n{out}");
+        out
+    };
+    // Files that never end are refused at their cap.
+    let root_at = args.len() - 1;
+    args[root_at] = "/dev/zero".into();
+    let out = line(&args);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "DENY no_trust_root {}: /dev/zero: larger than the",
+            f.image("1")
+        )),
+        "{out}"
+    );
+    args[root_at] = "pullguard-repo/metadata/1.root.json".into();
+    let mut endless = args.clone();
+    endless.splice(0..0, ["--config".to_string(), "/dev/zero".to_string()]);
+    let out = line(&endless);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "DENY invalid_request {}: config: /dev/zero: larger than the",
+            f.image("1")
+        )),
+        "{out}"
+    );
+    // A state "directory" that is a file: said once.
+    std::fs::write(f.path("file"), b"x").expect("write");
+    let mut file_state = args.clone();
+    file_state[5] = "file".into();
+    let out = line(&file_state);
+    assert!(
+        out.stdout
+            .starts_with(&format!("DENY internal {}: ", f.image("1"))),
+        "{out}"
+    );
+    assert_eq!(out.stdout.matches("is not a directory").count(), 1, "{out}");
+    // Outside the scope: the reference is named where the path would be.
+    let mut outside = args.clone();
+    outside[1] = format!("{}/elsewhere/app:1", f.registry.host);
+    let out = line(&outside);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "DENY invalid_request {}/elsewhere/app:1: ",
+            f.registry.host
+        )),
+        "{out}"
+    );
+    // The registry failing while the tag is resolved: a verdict, not a bare error.
+    let mut down = args.clone();
+    down[1] = "127.0.0.1:9/acme/app:1".into();
+    down[3] = "127.0.0.1:9/acme".into();
+    down[5] = "state-down".into();
+    std::fs::write(
+        f.path("pullguard.json"),
+        r#"{"registries": {"127.0.0.1:9": {"plain_http": true}}}"#,
+    )
+    .expect("config");
+    let out = line(&down);
+    assert!(
+        out.stdout
+            .starts_with("DENY unavailable 127.0.0.1:9/acme/app:1: resolving the tag of"),
+        "{out}"
     );
 }

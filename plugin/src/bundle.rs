@@ -54,8 +54,11 @@ impl Bundle {
                 "larger than the {BUNDLE_MAX}-byte limit for bundles"
             ));
         }
+        // Duplicate keys (two texts for one file name, say) are refused, not resolved.
+        let value = crate::tuf::cjson::parse_unique(bytes)
+            .map_err(|e| format!("not a pullguard bundle: {e}"))?;
         let bundle: Bundle =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a pullguard bundle: {e}"))?;
+            serde_json::from_value(value).map_err(|e| format!("not a pullguard bundle: {e}"))?;
         if bundle.format != FORMAT {
             return Err(format!(
                 "bundle format `{}` is not `{FORMAT}`",
@@ -143,5 +146,20 @@ mod tests {
             .fetch_metadata(&RoleName::root(), Some(1), 1024)
             .expect_err("absent")
             .is_not_found());
+    }
+
+    #[test]
+    fn a_bundle_with_a_duplicate_key_is_refused() {
+        let one = r#"{"format":"pullguard-bundle/1","scope":"h:1/a","metadata":{"timestamp.json":"{}"},"images":[]}"#;
+        assert!(Bundle::from_slice(one.as_bytes()).is_ok());
+        // Two texts for one file: which one a reader takes must never be a question.
+        let two = one.replace(
+            r#""timestamp.json":"{}""#,
+            r#""timestamp.json":"{}","timestamp.json":"[]""#,
+        );
+        let err = Bundle::from_slice(two.as_bytes()).expect_err("duplicate");
+        assert!(err.contains("`timestamp.json` appears twice"), "{err}");
+        let scope = one.replace(r#""scope":"h:1/a""#, r#""scope":"h:1/a","scope":"h:1/b""#);
+        assert!(Bundle::from_slice(scope.as_bytes()).is_err());
     }
 }

@@ -10,6 +10,9 @@ use serde::Deserialize;
 
 use crate::registry::{Registry, RegistryConfig};
 
+/// The largest config file read.
+pub const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -38,7 +41,8 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = crate::io::read_file(&path, CONFIG_FILE_MAX)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         let config: Config =
             serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
         config
@@ -59,6 +63,12 @@ impl Config {
                         ca.display()
                     ));
                 }
+            }
+            let max = crate::io::REQUEST_TIMEOUT_MAX.as_secs();
+            if let Some(t) = r.timeout_secs.filter(|t| !(1..=max).contains(t)) {
+                return Err(format!(
+                    "registries.{host}.timeout_secs: {t} is not between 1 and {max}"
+                ));
             }
             if r.username.is_some() != (r.password.is_some() || r.password_file.is_some()) {
                 return Err(format!(
@@ -103,5 +113,19 @@ mod tests {
             serde_json::from_str(r#"{"registries": {"h:1": {"ca_file": "/nonexistent/ca.pem"}}}"#)
                 .expect("parse");
         assert!(bad_ca.validate().is_err());
+        for t in ["0", "3601", "18446744073709551615"] {
+            let c: Config = serde_json::from_str(&format!(
+                r#"{{"registries": {{"h:1": {{"timeout_secs": {t}}}}}}}"#
+            ))
+            .expect("parse");
+            let err = c.validate().expect_err(t);
+            assert!(err.contains("timeout_secs") && err.contains(t), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_endless_or_huge_config_file_is_refused() {
+        let err = Config::load(Some(Path::new("/dev/zero"))).expect_err("endless");
+        assert!(err.contains("/dev/zero") && err.contains("limit"), "{err}");
     }
 }

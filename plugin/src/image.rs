@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::io::Deadline;
 use crate::registry::oci::{ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
 use crate::source::{FetchError, MetadataSource};
@@ -35,31 +36,38 @@ pub trait SignatureSource {
 impl SignatureSource for Registry {
     /// Lists every referrer (the listing's `artifactType` is not trusted: a tag-schema index
     /// can be written by anybody), reads each manifest, and keeps pullguard signatures whose
-    /// `subject` is `digest`.
+    /// `subject` is `digest`. Everything happens within the registry's deadline (the
+    /// verification's), else within one request time limit for the whole listing, however
+    /// many referrers an attacker attached.
     fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
-        // One time budget for the whole listing, however many referrers an attacker attached.
-        let deadline = std::time::Instant::now() + self.timeout();
-        let (mut referrers, _) = self.referrers(repo, digest, None)?;
+        let deadline = self
+            .deadline()
+            .unwrap_or_else(|| Deadline::after(self.timeout()));
+        let registry = self.with_deadline(deadline);
+        let (mut referrers, _) = registry.referrers(repo, digest, None)?;
         referrers.retain(|d| d.media_type == MEDIA_TYPE_IMAGE_MANIFEST);
+        let listed = referrers.len();
         // Newest first (a tag-schema index grows at its end), claimed signatures before
         // anything else: a crowd of old or junk entries cannot push the newest signature out.
         referrers.reverse();
         referrers.sort_by_key(|d| d.artifact_type.as_deref() != Some(ARTIFACT_SIGNATURE));
         referrers.truncate(REFERRERS_READ_MAX);
         let mut out = Vec::new();
+        let mut missing = 0;
         for d in referrers {
-            if std::time::Instant::now() > deadline {
+            if deadline.has_passed() {
                 if out.is_empty() {
-                    return Err(FetchError::Timeout {
+                    return Err(FetchError::DeadlineExceeded {
                         location: format!(
                             "registry {}: the referrers of {repo}@{digest}",
                             self.host()
                         ),
+                        budget: deadline.budget(),
                     });
                 }
                 break; // judge what was read in time
             }
-            let manifest = match self.get_manifest(
+            let manifest = match registry.get_manifest(
                 repo,
                 &d.digest.to_string(),
                 &[MEDIA_TYPE_IMAGE_MANIFEST],
@@ -67,6 +75,7 @@ impl SignatureSource for Registry {
             ) {
                 Ok(m) => m,
                 Err(e) => {
+                    missing += usize::from(e.is_not_found());
                     out.push(Err(unreadable(e)));
                     continue;
                 }
@@ -91,9 +100,20 @@ impl SignatureSource for Registry {
                 }
             };
             out.push(
-                self.get_blob(repo, &layer.digest, SIGNATURE_MAX)
+                registry
+                    .get_blob(repo, &layer.digest, SIGNATURE_MAX)
                     .map_err(unreadable),
             );
+        }
+        // A listing whose entries the registry itself does not have, more of them than are
+        // read: the cause is the listing, not any one missing manifest.
+        if missing > 0 && missing == out.len() && listed > REFERRERS_READ_MAX {
+            return Ok(vec![Err((
+                ReasonCode::Malformed,
+                format!(
+                    "too many unreadable referrers: {listed} manifests are listed as attached to {repo}@{digest}; the {missing} read first do not exist in the registry, and the rest were not read"
+                ),
+            ))]);
         }
         Ok(out)
     }

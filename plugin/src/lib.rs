@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod config;
 pub mod grpc;
 pub mod image;
+pub mod io;
 pub mod publish;
 pub mod registry;
 pub mod source;

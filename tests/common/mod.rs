@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod front;
 pub mod registry;
 
 use std::fmt;
@@ -130,6 +131,49 @@ pub fn run(mut command: Command) -> RunOutput {
 /// The `pullguard` binary built for this test run.
 pub fn pullguard() -> Command {
     Command::new(env!("CARGO_BIN_EXE_pullguard"))
+}
+
+/// What a whole process cost: its peak resident memory and its wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct Cost {
+    pub max_rss_kib: u64,
+    pub wall: Duration,
+}
+
+/// Runs `command` under GNU time (Debian package `time`) and reads its peak RSS.
+pub fn run_measured(command: &Command) -> (RunOutput, Cost) {
+    const MARK: &str = "pullguard-test-max-rss-kib=";
+    let time = Path::new("/usr/bin/time");
+    assert!(
+        time.is_file(),
+        "/usr/bin/time not found: install the Debian package `time`; {SETUP_HINT}"
+    );
+    let mut c = Command::new(time);
+    c.arg("-f")
+        .arg(format!("{MARK}%M"))
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (k, v) in command.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        c.current_dir(dir);
+    }
+    let started = std::time::Instant::now();
+    let mut out = run(c);
+    let wall = started.elapsed();
+    let line = out
+        .stderr
+        .lines()
+        .rfind(|l| l.starts_with(MARK))
+        .unwrap_or_else(|| panic!("no GNU time report\n{out}"))
+        .to_string();
+    let max_rss_kib = line[MARK.len()..].trim().parse().expect("a number of KiB");
+    out.stderr = out.stderr.replace(&format!("{line}\n"), "");
+    (out, Cost { max_rss_kib, wall })
 }
 
 /// One request the [`StaticServer`] answered.

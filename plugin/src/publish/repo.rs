@@ -16,9 +16,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
 
+use crate::io::{read_file, write_atomic};
 use crate::registry::reference::check_tag;
 use crate::registry::Scope;
-use crate::store::dir::write_atomic;
+
+/// The largest working-copy files read: the repository's own settings, and a metadata
+/// document (never longer than the trust core's absolute cap, [`crate::tuf::Limits::hard_max`]).
+const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+const METADATA_FILE_MAX: u64 = 64 * 1024 * 1024;
 use crate::tuf::names::RoleName;
 use crate::tuf::pattern;
 use crate::tuf::schema::Key;
@@ -244,7 +249,7 @@ impl Workspace {
             )));
         }
         let lock = lock_dir(dir)?;
-        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+        let bytes = read_file(&path, CONFIG_FILE_MAX).map_err(|e| io(&path, e))?;
         let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
         let scope = config.scope.parse().map_err(RepoError::Invalid)?;
         config
@@ -297,7 +302,7 @@ impl Workspace {
         let dir = self.metadata_dir();
         if role == &RoleName::timestamp() {
             let path = dir.join("timestamp.json");
-            return match fs::read(&path) {
+            return match read_file(&path, METADATA_FILE_MAX) {
                 Ok(bytes) => {
                     let v = version_of(&bytes).map_err(|e| io(&path, e))?;
                     Ok(Some((v, bytes)))
@@ -320,7 +325,7 @@ impl Workspace {
         }
         let Some(v) = best else { return Ok(None) };
         let path = dir.join(Self::file_name(role, v));
-        let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+        let bytes = read_file(&path, METADATA_FILE_MAX).map_err(|e| io(&path, e))?;
         Ok(Some((v, bytes)))
     }
 
@@ -845,7 +850,7 @@ impl Workspace {
         files.push("timestamp.json".into());
         for name in files {
             let path = dir.join(&name);
-            let bytes = fs::read(&path).map_err(|e| io(&path, e))?;
+            let bytes = read_file(&path, METADATA_FILE_MAX).map_err(|e| io(&path, e))?;
             if sent.and_then(|s| s.get(&name)) != Some(&sha256_hex(&bytes)) {
                 out.push((name, bytes));
             }
@@ -901,8 +906,8 @@ fn check_signed(
     keyids: &[String],
     threshold: u64,
 ) -> Result<()> {
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| RepoError::Invalid(e.to_string()))?;
+    let value =
+        crate::tuf::cjson::parse_unique(bytes).map_err(|e| RepoError::Invalid(e.to_string()))?;
     let canonical = crate::tuf::cjson::to_canonical(&value["signed"])
         .map_err(|e| RepoError::Invalid(e.to_string()))?;
     let signatures: Vec<crate::tuf::schema::Signature> =

@@ -48,6 +48,9 @@ struct DockerAuth {
     password: Option<String>,
 }
 
+/// The largest Docker `config.json` read.
+const DOCKER_CONFIG_MAX: u64 = 1024 * 1024;
+
 /// Where Docker keeps its client config: `$DOCKER_CONFIG/config.json`, else
 /// `~/.docker/config.json`.
 pub fn docker_config_path() -> Option<PathBuf> {
@@ -62,7 +65,7 @@ pub fn docker_config_path() -> Option<PathBuf> {
 /// that cannot be read or parsed is an error (silently pulling anonymously would hide it).
 /// Credential helpers (`credsStore`, `credHelpers`) are not run.
 pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>, String> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::io::read_file(path, DOCKER_CONFIG_MAX) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("{}: {e}", path.display())),

@@ -3,9 +3,10 @@
 //! response body is read with a cap and a deadline; every manifest and blob is checked
 //! against the digest asked for and against `Docker-Content-Digest`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -16,12 +17,11 @@ use serde::Deserialize;
 use super::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
 use super::error::{ErrorKind, RegistryError};
 use super::oci::{
-    declared_media_type, Descriptor, ImageIndex, ImageManifest, EMPTY_CONFIG,
-    MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
+    declared_media_type, Descriptor, ImageIndex, ImageManifest, Referrer, ReferrersListing,
+    EMPTY_CONFIG, MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
 };
 use super::reference::Digest;
-use crate::source::http::{error_chain, read_capped};
-use crate::source::FetchError;
+use crate::io::{error_chain, instant_after, read_capped, Deadline, ReadError};
 
 /// How one registry is reached (pullguard config, `registries.<host>`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -54,6 +54,9 @@ pub struct Caps {
     pub error_body: u64,
     /// Referrers API pages followed at most.
     pub referrer_pages: usize,
+    /// Referrer entries kept at most, over all pages: what a listing may hold in memory
+    /// is bounded, however many pages a registry serves.
+    pub referrers: usize,
 }
 
 impl Default for Caps {
@@ -65,6 +68,7 @@ impl Default for Caps {
             token: 64 * 1024,
             error_body: 4 * 1024,
             referrer_pages: 16,
+            referrers: 1024,
         }
     }
 }
@@ -112,20 +116,30 @@ struct CachedToken {
     until: Instant,
 }
 
-/// One registry host.
+/// The longest a bearer token is reused, whatever `expires_in` the token server names.
+const TOKEN_LIFETIME_MAX: Duration = Duration::from_secs(3600);
+
+/// One registry host. Clones share the HTTP client, tokens and what is known about blobs;
+/// [`Registry::with_deadline`] gives a clone whose every request ends by one deadline.
+#[derive(Clone)]
 pub struct Registry {
     host: String,
     base: String,
+    /// The registry's own origin: the only one that gets its credentials, and the only one
+    /// whose challenge is answered.
+    origin: reqwest::Url,
     http: Client,
     credentials: Option<Credentials>,
     /// Bearer tokens by `repository:<name>:<actions>` scope.
-    tokens: Mutex<HashMap<String, CachedToken>>,
+    tokens: Arc<Mutex<HashMap<String, CachedToken>>>,
     /// Set once the registry has asked for basic auth: every later request carries it.
-    basic: std::sync::atomic::AtomicBool,
+    basic: Arc<AtomicBool>,
     /// Blobs this client uploaded or saw (repository, digest): not asked about again.
-    known_blobs: Mutex<std::collections::HashSet<(String, Digest)>>,
+    known_blobs: Arc<Mutex<HashSet<(String, Digest)>>>,
     timeout: Duration,
     caps: Caps,
+    /// The whole operation's deadline (a verification's), when there is one.
+    deadline: Option<Deadline>,
 }
 
 type Result<T, E = RegistryError> = std::result::Result<T, E>;
@@ -138,7 +152,8 @@ impl Registry {
         config: &RegistryConfig,
         docker_config: Option<&std::path::Path>,
     ) -> Result<Self, String> {
-        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1))
+            .min(crate::io::REQUEST_TIMEOUT_MAX);
         let mut builder = Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -157,7 +172,8 @@ impl Registry {
                 }
             }));
         if let Some(ca) = &config.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+            let pem = crate::io::read_file(ca, CA_FILE_MAX)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", ca.display()))?;
             if certs.is_empty() {
@@ -172,7 +188,7 @@ impl Registry {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let password = match (&config.password_file, &config.password) {
             (Some(file), _) => Some(
-                std::fs::read_to_string(file)
+                crate::io::read_text_file(file, PASSWORD_FILE_MAX)
                     .map_err(|e| format!("{}: {e}", file.display()))?
                     .lines()
                     .next()
@@ -197,17 +213,37 @@ impl Registry {
             },
         };
         let scheme = if config.plain_http { "http" } else { "https" };
+        let base = format!("{scheme}://{host}");
+        let origin = reqwest::Url::parse(&base)
+            .ok()
+            .filter(|u| u.path() == "/" && u.username().is_empty())
+            .ok_or_else(|| format!("`{host}` is not a registry host name"))?;
         Ok(Registry {
             host: host.to_string(),
-            base: format!("{scheme}://{host}"),
+            base,
+            origin,
             http,
             credentials,
-            tokens: Mutex::new(HashMap::new()),
-            basic: std::sync::atomic::AtomicBool::new(false),
-            known_blobs: Mutex::new(std::collections::HashSet::new()),
+            tokens: Arc::default(),
+            basic: Arc::default(),
+            known_blobs: Arc::default(),
             timeout,
             caps: Caps::default(),
+            deadline: None,
         })
+    }
+
+    /// This registry, with every request sent and answered before `deadline`: none is
+    /// sent once it has passed, and each one's time limit is what is left of it.
+    pub fn with_deadline(&self, deadline: Deadline) -> Registry {
+        Registry {
+            deadline: Some(deadline),
+            ..self.clone()
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Deadline> {
+        self.deadline
     }
 
     pub fn host(&self) -> &str {
@@ -461,7 +497,7 @@ impl Registry {
         artifact_type: &str,
         content: &[u8],
         subject: Option<Descriptor>,
-        annotations: Option<serde_json::Map<String, serde_json::Value>>,
+        annotations: Option<super::oci::Annotations>,
     ) -> Result<Descriptor> {
         self.put_blob(repo, EMPTY_CONFIG)?;
         self.put_blob(repo, content)?;
@@ -490,13 +526,13 @@ impl Registry {
         repo: &str,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<(Vec<Descriptor>, ReferrersVia)> {
+    ) -> Result<(Vec<Referrer>, ReferrersVia)> {
         let mut path = format!("/v2/{repo}/referrers/{subject}");
         if let Some(t) = artifact_type {
             path.push_str("?artifactType=");
             path.push_str(&percent_encoding::utf8_percent_encode(t, QUERY).to_string());
         }
-        let mut found = Vec::new();
+        let mut found: Vec<Referrer> = Vec::new();
         let mut next = Some(path);
         let mut pages = 0;
         while let Some(path) = next.take() {
@@ -523,21 +559,28 @@ impl Registry {
             }
             next = link_next(&resp);
             let bytes = self.read_body(resp, self.caps.index, &label, started)?;
-            let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
-                self.error(
-                    &label,
-                    ErrorKind::Protocol {
-                        detail: format!("not an image index: {e}"),
-                    },
-                )
-            })?;
-            found.extend(index.manifests);
+            let listing = self.parse_listing(&bytes, &label)?;
+            drop(bytes);
+            // Only what is asked for is kept, and never more than the cap in all.
+            let room = self.caps.referrers.saturating_sub(found.len());
+            found.extend(filter_type(listing.manifests, artifact_type).take(room));
             pages += 1;
-            if pages >= self.caps.referrer_pages {
+            if pages >= self.caps.referrer_pages || found.len() >= self.caps.referrers {
                 break;
             }
         }
-        Ok((filter_type(found, artifact_type), ReferrersVia::Api))
+        Ok((found, ReferrersVia::Api))
+    }
+
+    fn parse_listing(&self, bytes: &[u8], label: &str) -> Result<ReferrersListing> {
+        serde_json::from_slice(bytes).map_err(|e| {
+            self.error(
+                label,
+                ErrorKind::Protocol {
+                    detail: format!("not an image index: {e}"),
+                },
+            )
+        })
     }
 
     fn referrers_by_tag(
@@ -545,14 +588,21 @@ impl Registry {
         repo: &str,
         subject: &Digest,
         artifact_type: Option<&str>,
-    ) -> Result<(Vec<Descriptor>, ReferrersVia)> {
-        let index = self
-            .referrers_tag_index(repo, subject)?
-            .unwrap_or_else(ImageIndex::empty);
-        Ok((
-            filter_type(index.manifests, artifact_type),
-            ReferrersVia::TagSchema,
-        ))
+    ) -> Result<(Vec<Referrer>, ReferrersVia)> {
+        let tag = subject.referrers_tag();
+        let found = match self.get_manifest(repo, &tag, &[MEDIA_TYPE_IMAGE_INDEX], self.caps.index)
+        {
+            Ok(m) => {
+                let label = format!("GET /v2/{repo}/manifests/{tag}");
+                let listing = self.parse_listing(&m.bytes, &label)?;
+                filter_type(listing.manifests, artifact_type)
+                    .take(self.caps.referrers)
+                    .collect()
+            }
+            Err(e) if e.is_not_found() => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        Ok((found, ReferrersVia::TagSchema))
     }
 
     fn referrers_tag_index(&self, repo: &str, subject: &Digest) -> Result<Option<ImageIndex>> {
@@ -614,16 +664,17 @@ impl Registry {
         };
         let label = format!("{method} {}", strip_query(&strip_base(path, &self.base)));
         let scope = repo.map(|r| format!("repository:{r}:{}", access.actions()));
+        // Credentials and tokens go to this registry only, never to an upload location or
+        // a pagination link on another origin.
+        let same_origin = self.is_own(&url);
         let mut challenged = false;
         let mut retries = 0;
         loop {
             let mut request: RequestBuilder = self
                 .http
                 .request(method.clone(), &url)
-                .headers(headers.clone());
-            // Credentials and tokens go to this registry only, never to an upload
-            // location or a pagination link on another origin.
-            let same_origin = url.starts_with(&format!("{}/", self.base));
+                .headers(headers.clone())
+                .timeout(self.time_left(&label)?);
             if let Some(auth) = self.cached_auth(scope.as_deref()).filter(|_| same_origin) {
                 request = request.header(AUTHORIZATION, auth);
             }
@@ -634,15 +685,18 @@ impl Registry {
                 .send()
                 .map_err(|e| self.transport_error(&label, &e))?;
             let status = resp.status().as_u16();
+            // Where the answer came from, after any redirects: a challenge is answered only
+            // when the registry itself made it.
+            let answered_here = self.is_own(resp.url().as_str());
             match status {
-                401 if !same_origin => {
+                401 if !(same_origin && answered_here) => {
                     // Another origin asks for credentials: ours are not for it.
                     return Err(self.error(
                         &label,
                         ErrorKind::Unauthorized {
                             detail: format!(
                                 "{} asks for credentials; those of {} are not sent elsewhere",
-                                strip_query(&url),
+                                strip_query(resp.url().as_str()),
                                 self.host
                             ),
                         },
@@ -666,7 +720,7 @@ impl Registry {
                     self.answer_challenge(&label, &challenge, scope.as_deref())?;
                 }
                 401 => {
-                    let detail = self.error_detail(resp, &label);
+                    let detail = self.error_detail(resp);
                     let detail = if self.credentials.is_none() {
                         format!("{detail}; no credentials are configured for this registry")
                     } else {
@@ -675,7 +729,7 @@ impl Registry {
                     return Err(self.error(&label, ErrorKind::Unauthorized { detail }));
                 }
                 403 => {
-                    let detail = self.error_detail(resp, &label);
+                    let detail = self.error_detail(resp);
                     return Err(self.error(&label, ErrorKind::Denied { detail }));
                 }
                 404 => return Err(self.error(&label, ErrorKind::NotFound)),
@@ -685,7 +739,8 @@ impl Registry {
                         return Ok(resp);
                     }
                     let wait = retry_after.unwrap_or(Duration::from_secs(1));
-                    if retries >= MAX_RETRIES || wait > MAX_RETRY_WAIT {
+                    let too_late = self.deadline.is_some_and(|d| wait >= d.remaining());
+                    if retries >= MAX_RETRIES || wait > MAX_RETRY_WAIT || too_late {
                         return Err(self.error(&label, ErrorKind::RateLimited { retry_after }));
                     }
                     retries += 1;
@@ -696,6 +751,31 @@ impl Registry {
         }
     }
 
+    /// Whether `url` is on this registry's own origin (scheme, host and port).
+    fn is_own(&self, url: &str) -> bool {
+        reqwest::Url::parse(url).is_ok_and(|u| u.origin() == self.origin.origin())
+    }
+
+    /// The time limit of a request about to be sent: the per-request limit, or what is left
+    /// of the operation's deadline when that is less. Past the deadline nothing is sent.
+    fn time_left(&self, label: &str) -> Result<Duration> {
+        match self.deadline {
+            Some(d) if d.has_passed() => Err(self.out_of_time(label, d)),
+            Some(d) => Ok(d.remaining().min(self.timeout)),
+            None => Ok(self.timeout),
+        }
+    }
+
+    /// When the body of a request sent at `started` must have arrived.
+    fn until(&self, started: Instant) -> Instant {
+        let own = started.checked_add(self.timeout).unwrap_or(started);
+        self.deadline.map_or(own, |d| own.min(d.at()))
+    }
+
+    fn out_of_time(&self, label: &str, d: Deadline) -> RegistryError {
+        self.error(label, ErrorKind::DeadlineExceeded { budget: d.budget() })
+    }
+
     fn cached_auth(&self, scope: Option<&str>) -> Option<String> {
         if let Ok(tokens) = self.tokens.lock() {
             if let Some(t) = tokens.get(scope.unwrap_or("")) {
@@ -704,7 +784,7 @@ impl Registry {
                 }
             }
         }
-        if self.basic.load(std::sync::atomic::Ordering::Relaxed) {
+        if self.basic.load(Ordering::Relaxed) {
             return self.credentials.as_ref().map(Credentials::basic_header);
         }
         None
@@ -720,7 +800,7 @@ impl Registry {
                         detail: "the registry asks for a user name and password; none are configured".into(),
                     }));
                 }
-                self.basic.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.basic.store(true, Ordering::Relaxed);
                 Ok(())
             }
             Challenge::Bearer {
@@ -731,12 +811,14 @@ impl Registry {
                 let wanted = challenge_scope.as_deref().or(scope);
                 let (token, expires_in) =
                     self.fetch_token(label, &realm, service.as_deref(), wanted)?;
-                // Refresh a little before the token's own end; 60 s when it names none.
+                // Refresh a little before the token's own end; 60 s when it names none, and
+                // never later than an hour from now, whatever it names.
                 let lifetime =
-                    Duration::from_secs(expires_in.unwrap_or(60).saturating_sub(5).max(1));
+                    Duration::from_secs(expires_in.unwrap_or(60).saturating_sub(5).max(1))
+                        .min(TOKEN_LIFETIME_MAX);
                 let cached = CachedToken {
                     header: format!("Bearer {token}"),
-                    until: Instant::now() + lifetime,
+                    until: instant_after(lifetime),
                 };
                 if let Ok(mut tokens) = self.tokens.lock() {
                     tokens.insert(scope.unwrap_or("").to_string(), cached);
@@ -774,13 +856,18 @@ impl Registry {
                 },
             ));
         }
-        let plain_realm = realm.starts_with("http://");
-        if plain_realm && self.credentials.is_some() && self.base.starts_with("https://") {
-            return Err(self.error(&token_label, ErrorKind::Unauthorized {
-                detail: "refusing to send credentials to a plain-HTTP token realm of an HTTPS registry".into(),
-            }));
+        // A token from a plain-HTTP realm could be read on the way and then replayed to the
+        // HTTPS registry: an HTTPS registry's realm must be HTTPS, with or without
+        // credentials.
+        if realm.starts_with("http://") && self.origin.scheme() == "https" {
+            return Err(self.error(
+                &token_label,
+                ErrorKind::Unauthorized {
+                    detail: "refusing a plain-HTTP token realm for an HTTPS registry".into(),
+                },
+            ));
         }
-        let mut request = self.http.get(&url);
+        let mut request = self.http.get(&url).timeout(self.time_left(&token_label)?);
         if let Some(c) = &self.credentials {
             request = request.header(AUTHORIZATION, c.basic_header());
         }
@@ -789,22 +876,16 @@ impl Registry {
             .map_err(|e| self.transport_error(&token_label, &e))?;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
-            let detail = self.error_detail(resp, &token_label);
+            let detail = self.error_detail(resp);
             return Err(self.error(&token_label, ErrorKind::Unauthorized { detail }));
         }
         let resp = self.expect_success(resp, &token_label)?;
         let bytes = self.read_body(resp, self.caps.token, &token_label, started)?;
+        let protocol = |detail: String| self.error(&token_label, ErrorKind::Protocol { detail });
         serde_json::from_slice::<TokenResponse>(&bytes)
-            .ok()
-            .and_then(TokenResponse::into_token)
-            .ok_or_else(|| {
-                self.error(
-                    &token_label,
-                    ErrorKind::Protocol {
-                        detail: "the token endpoint answered without a token".into(),
-                    },
-                )
-            })
+            .map_err(|e| protocol(format!("not a token response: {e}")))?
+            .into_token()
+            .ok_or_else(|| protocol("the token endpoint answered without a token".into()))
     }
 
     fn expect_success(&self, resp: Response, label: &str) -> Result<Response> {
@@ -812,13 +893,13 @@ impl Registry {
         if (200..300).contains(&status) {
             return Ok(resp);
         }
-        let detail = self.error_detail(resp, label);
+        let detail = self.error_detail(resp);
         Err(self.error(label, ErrorKind::Status { status, detail }))
     }
 
     /// The registry's error codes and messages (`{"errors": [{"code", "message"}]}`), or the
     /// start of the body.
-    fn error_detail(&self, resp: Response, label: &str) -> String {
+    fn error_detail(&self, resp: Response) -> String {
         #[derive(Deserialize)]
         struct Errors {
             errors: Vec<ErrorEntry>,
@@ -828,15 +909,11 @@ impl Registry {
             code: Option<String>,
             message: Option<String>,
         }
-        let body = match read_capped(
-            resp,
-            self.caps.error_body,
-            label,
-            Some(Instant::now() + self.timeout),
-        ) {
+        let status = resp.status().as_u16();
+        let body = match read_capped(resp, self.caps.error_body, Some(self.until(Instant::now()))) {
             Ok(b) => b,
-            Err(FetchError::TooLarge { .. }) => return "(long error body)".into(),
-            Err(_) => return String::new(),
+            Err(ReadError::TooLarge { .. }) => return "(long error body)".into(),
+            Err(e) => return format!("HTTP {status}; its body could not be read: {e}"),
         };
         if let Ok(errors) = serde_json::from_slice::<Errors>(&body) {
             let parts: Vec<String> = errors
@@ -849,14 +926,16 @@ impl Registry {
                     (None, None) => String::new(),
                 })
                 .collect();
-            return parts.join("; ");
+            let joined = parts.join("; ");
+            if !joined.trim_matches(|c| c == ';' || c == ' ').is_empty() {
+                return joined;
+            }
         }
-        let text = String::from_utf8_lossy(&body);
-        text.chars()
-            .take(200)
-            .collect::<String>()
-            .trim()
-            .to_string()
+        let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
+        match text.trim() {
+            "" => format!("HTTP {status} without an explanation"),
+            t => t.to_string(),
+        }
     }
 
     /// Reads a body of at most `max_len` bytes, finished within the time limit counted from
@@ -874,23 +953,24 @@ impl Registry {
         if resp.content_length().is_some_and(|n| n > max_len) {
             return Err(self.error(label, ErrorKind::TooLarge { limit: max_len }));
         }
-        read_capped(resp, max_len, label, Some(started + self.timeout)).map_err(|e| {
-            let kind = match e {
-                FetchError::TooLarge { limit, .. } => ErrorKind::TooLarge { limit },
-                FetchError::Timeout { .. } => ErrorKind::Timeout,
-                // The location is this error's request already: keep only the cause.
-                FetchError::Io { reason, .. } => ErrorKind::Unreachable { reason },
-                other => ErrorKind::Unreachable {
-                    reason: other.to_string(),
-                },
-            };
-            self.error(label, kind)
+        read_capped(resp, max_len, Some(self.until(started))).map_err(|e| match e {
+            ReadError::TooLarge { limit } => self.error(label, ErrorKind::TooLarge { limit }),
+            ReadError::Timeout => self.timeout_error(label),
+            ReadError::Failed { reason } => self.error(label, ErrorKind::Unreachable { reason }),
         })
+    }
+
+    /// A timeout: the operation's deadline when that is what ran out, else the request's.
+    fn timeout_error(&self, label: &str) -> RegistryError {
+        match self.deadline {
+            Some(d) if d.has_passed() => self.out_of_time(label, d),
+            _ => self.error(label, ErrorKind::Timeout),
+        }
     }
 
     fn transport_error(&self, label: &str, e: &reqwest::Error) -> RegistryError {
         if e.is_timeout() {
-            return self.error(label, ErrorKind::Timeout);
+            return self.timeout_error(label);
         }
         self.error(
             label,
@@ -910,6 +990,10 @@ impl Registry {
         )
     }
 }
+
+/// The largest CA bundle and password file read.
+const CA_FILE_MAX: u64 = 4 * 1024 * 1024;
+const PASSWORD_FILE_MAX: u64 = 64 * 1024;
 
 /// How often a 429 (or a 503 with `Retry-After`) is retried, and the longest `Retry-After`
 /// waited for: a longer one fails at once as rate-limited.
@@ -969,14 +1053,13 @@ fn link_next(resp: &Response) -> Option<String> {
     })
 }
 
-fn filter_type(descriptors: Vec<Descriptor>, artifact_type: Option<&str>) -> Vec<Descriptor> {
-    match artifact_type {
-        None => descriptors,
-        Some(t) => descriptors
-            .into_iter()
-            .filter(|d| d.artifact_type.as_deref() == Some(t))
-            .collect(),
-    }
+fn filter_type<'a>(
+    referrers: Vec<Referrer>,
+    artifact_type: Option<&'a str>,
+) -> impl Iterator<Item = Referrer> + 'a {
+    referrers
+        .into_iter()
+        .filter(move |r| artifact_type.is_none_or(|t| r.artifact_type.as_deref() == Some(t)))
 }
 
 #[cfg(test)]
@@ -985,8 +1068,8 @@ mod tests {
     //! by the end-to-end tests): the token flow, rate limits, oversized and wrong-digest
     //! answers.
     use super::*;
+    use crate::source::FetchError;
     use std::io::{BufRead, BufReader, Write};
-    use std::sync::Arc;
 
     struct Req {
         method: String,
@@ -1465,5 +1548,224 @@ mod tests {
             1,
             "one anonymous attempt, no retry with credentials"
         );
+    }
+
+    #[test]
+    fn credentials_never_follow_a_redirect_to_another_origin() {
+        // The other origin answers with a bearer challenge whose realm it controls.
+        let leaked = Arc::new(Mutex::new(Vec::<String>::new()));
+        let leaked2 = Arc::clone(&leaked);
+        let elsewhere: Arc<Handler> = Arc::new(move |req: &Req, addr: &str| {
+            if let Some(a) = &req.auth {
+                leaked2.lock().expect("log").push(a.clone());
+            }
+            if req.path.starts_with("/token") {
+                return (200, vec![], br#"{"token":"stolen"}"#.to_vec());
+            }
+            let challenge = format!(r#"Bearer realm="http://{addr}/token",service="evil""#);
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge)],
+                Vec::new(),
+            )
+        });
+        let (other, _) = fake(elsewhere);
+        let home: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
+            let basic = Credentials {
+                username: "alice".into(),
+                password: "pw".into(),
+            }
+            .basic_header();
+            if req.auth.as_deref() != Some(basic.as_str()) {
+                return (
+                    401,
+                    vec![("WWW-Authenticate".into(), r#"Basic realm="home""#.into())],
+                    Vec::new(),
+                );
+            }
+            (
+                307,
+                vec![("Location".into(), format!("http://{other}/v2/x"))],
+                Vec::new(),
+            )
+        });
+        let (addr, _) = fake(home);
+        let err = client(&addr, Some(("alice", "pw")))
+            .get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+            .expect_err("refused");
+        assert!(matches!(err.kind, ErrorKind::Unauthorized { .. }), "{err}");
+        assert!(err.to_string().contains("not sent elsewhere"), "{err}");
+        assert!(
+            leaked.lock().expect("log").is_empty(),
+            "credentials reached another origin: {:?}",
+            leaked.lock().expect("log")
+        );
+    }
+
+    #[test]
+    fn huge_token_lifetimes_and_time_limits_do_not_panic() {
+        for expires_in in [u64::MAX.to_string(), i64::MAX.to_string()] {
+            let handler: Arc<Handler> = Arc::new(move |req: &Req, addr: &str| {
+                if req.path.starts_with("/token") {
+                    let body = format!(r#"{{"token":"t","expires_in":{expires_in}}}"#);
+                    return (200, vec![], body.into_bytes());
+                }
+                if req.auth.as_deref() == Some("Bearer t") {
+                    return ok_manifest(None);
+                }
+                let challenge = format!(r#"Bearer realm="http://{addr}/token""#);
+                (
+                    401,
+                    vec![("WWW-Authenticate".into(), challenge)],
+                    Vec::new(),
+                )
+            });
+            let (addr, _) = fake(handler);
+            let config = RegistryConfig {
+                plain_http: true,
+                timeout_secs: Some(u64::MAX),
+                ..Default::default()
+            };
+            let c = Registry::new(&addr, &config, None).expect("client");
+            assert_eq!(c.timeout(), crate::io::REQUEST_TIMEOUT_MAX);
+            c.get_manifest("acme/app", "1", &[MEDIA_TYPE_IMAGE_MANIFEST], 4096)
+                .expect("manifest");
+        }
+        // A lifetime that is not a number a token can have is a clear protocol error.
+        let handler: Arc<Handler> = Arc::new(|req: &Req, addr: &str| {
+            if req.path.starts_with("/token") {
+                return (200, vec![], br#"{"token":"t","expires_in":-5}"#.to_vec());
+            }
+            let challenge = format!(r#"Bearer realm="http://{addr}/token""#);
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge)],
+                Vec::new(),
+            )
+        });
+        let (addr, _) = fake(handler);
+        let err = client(&addr, None).ping().expect_err("bad token answer");
+        assert!(
+            matches!(&err.kind, ErrorKind::Protocol { detail } if detail.contains("not a token response")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_empty_refusal_still_says_what_happened() {
+        let handler: Arc<Handler> = Arc::new(|req: &Req, addr: &str| {
+            if req.path.starts_with("/token") {
+                return (401, vec![], Vec::new());
+            }
+            let challenge = format!(r#"Bearer realm="http://{addr}/token""#);
+            (
+                401,
+                vec![("WWW-Authenticate".into(), challenge)],
+                Vec::new(),
+            )
+        });
+        let (addr, _) = fake(handler);
+        let err = client(&addr, Some(("alice", "pw")))
+            .ping()
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(!text.contains("(;") && !text.contains("()"), "{text}");
+        assert!(text.contains("HTTP 401 without an explanation"), "{text}");
+    }
+
+    /// 16 referrer pages, each one small descriptor carrying a 4 MiB array of junk: what is
+    /// kept is the descriptors' identities, capped in number.
+    #[test]
+    fn referrer_pages_keep_only_identities_and_a_bounded_number() {
+        let junk = format!("[{}0]", "0,".repeat(2 * 1024 * 1024 - 256));
+        let page = |n: usize, junk: &str| {
+            let mut text = String::from(r#"{"schemaVersion":2,"manifests":["#);
+            for i in 0..n {
+                let d = Digest::sha256_of(format!("entry {i}").as_bytes());
+                if i > 0 {
+                    text.push(',');
+                }
+                text.push_str(&format!(
+                    r#"{{"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","digest":"{d}","size":1,"x-junk":{}}}"#,
+                    if i == 0 { junk } else { "0" }
+                ));
+            }
+            text.push_str("]}");
+            text.into_bytes()
+        };
+        let first = Arc::new(page(1, &junk));
+        let many = Arc::new(page(700, "0"));
+        let served = Arc::new(Mutex::new(0usize));
+        let served2 = Arc::clone(&served);
+        let handler: Arc<Handler> = Arc::new(move |_: &Req, _: &str| {
+            let mut n = served2.lock().expect("count");
+            *n += 1;
+            let body = if *n <= 14 {
+                first.to_vec()
+            } else {
+                many.to_vec()
+            };
+            let headers = vec![
+                ("Content-Type".into(), MEDIA_TYPE_IMAGE_INDEX.into()),
+                (
+                    "Link".into(),
+                    format!("</v2/acme/app/referrers/x?n={n}>; rel=\"next\""),
+                ),
+            ];
+            (200, headers, body)
+        });
+        let (addr, _) = fake(handler);
+        let (found, via) = client(&addr, None)
+            .referrers("acme/app", &Digest::sha256_of(b"image"), None)
+            .expect("referrers");
+        assert_eq!(via, ReferrersVia::Api);
+        assert_eq!(*served.lock().expect("count"), 16, "16 pages at most");
+        // 14 one-entry pages, then 700 + 700 entries cut at the cap of 1024.
+        assert_eq!(found.len(), Caps::default().referrers);
+        assert_eq!(found[0].digest, Digest::sha256_of(b"entry 0"));
+    }
+
+    /// A registry that answers every request honestly, but late: one deadline bounds the
+    /// whole operation, and the error names the request that was waiting.
+    #[test]
+    fn one_deadline_bounds_every_request_of_an_operation() {
+        let handler: Arc<Handler> = Arc::new(|_: &Req, _: &str| {
+            std::thread::sleep(Duration::from_millis(400));
+            let headers = vec![
+                ("Content-Type".into(), MEDIA_TYPE_IMAGE_INDEX.into()),
+                (
+                    "Link".into(),
+                    "</v2/acme/app/referrers/x?next=1>; rel=\"next\"".into(),
+                ),
+            ];
+            (200, headers, index_of(&["b/sig"]))
+        });
+        let (addr, log) = fake(handler);
+        let c = client(&addr, None); // 5 s per request
+        let deadline = Deadline::after(Duration::from_millis(1500));
+        let started = Instant::now();
+        let err = c
+            .with_deadline(deadline)
+            .referrers("acme/app", &Digest::sha256_of(b"image"), None)
+            .expect_err("out of time");
+        let took = started.elapsed();
+        assert!(
+            matches!(err.kind, ErrorKind::DeadlineExceeded { budget } if budget == Duration::from_millis(1500)),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("GET /v2/acme/app/referrers/")
+                && err.to_string().contains("deadline of 1.5 s"),
+            "{err}"
+        );
+        assert!(took < Duration::from_millis(2500), "took {took:?}");
+        let sent = log.lock().expect("log").len();
+        assert!((3..=5).contains(&sent), "{sent} requests");
+        assert_eq!(
+            FetchError::from(err).reason(),
+            crate::verdict::ReasonCode::Unavailable
+        );
+        // Without a deadline the same client is unaffected (its per-request limit holds).
+        assert!(c.deadline().is_none());
     }
 }

@@ -25,6 +25,10 @@ pub enum ErrorKind {
         reason: String,
     },
     Timeout,
+    /// The whole operation's deadline ran out while this request was due or under way.
+    DeadlineExceeded {
+        budget: Duration,
+    },
     TooLarge {
         limit: u64,
     },
@@ -65,6 +69,11 @@ impl fmt::Display for RegistryError {
             ErrorKind::RateLimited { retry_after: None } => write!(f, "rate-limited"),
             ErrorKind::Unreachable { reason } => write!(f, "unreachable: {reason}"),
             ErrorKind::Timeout => write!(f, "timed out"),
+            ErrorKind::DeadlineExceeded { budget } => write!(
+                f,
+                "still unanswered when the deadline of {} s for the whole verification ran out",
+                budget.as_secs_f64()
+            ),
             ErrorKind::TooLarge { limit } => {
                 write!(f, "response larger than the {limit}-byte limit")
             }
@@ -99,6 +108,9 @@ impl From<RegistryError> for FetchError {
             ErrorKind::NotFound => FetchError::NotFound { location },
             ErrorKind::TooLarge { limit } => FetchError::TooLarge { location, limit },
             ErrorKind::Timeout => FetchError::Timeout { location },
+            ErrorKind::DeadlineExceeded { budget } => {
+                FetchError::DeadlineExceeded { location, budget }
+            }
             ErrorKind::Unreachable { reason } => FetchError::Unreachable { location, reason },
             ErrorKind::DigestMismatch { expected, found } => FetchError::Corrupt {
                 location,

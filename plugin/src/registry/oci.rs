@@ -1,9 +1,15 @@
 //! The OCI image-spec documents pullguard reads and writes: descriptors, image manifests
 //! (artifacts) and image indexes (the referrers response and its tag-schema fallback).
-//! Unknown fields are kept, so a document read and written back loses nothing.
+//!
+//! These are typed values holding only the fields the image spec defines and pullguard
+//! uses: whatever else a registry sends (unknown fields, and in a referrers listing
+//! everything but digest, media type and artifact type) is skipped while parsing, never
+//! allocated. A malicious registry's 4 MiB of junk in one descriptor costs nothing beyond
+//! reading it (README, "Decisions": why these and not the `oci-spec` crate's types).
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
 use super::reference::Digest;
 
@@ -42,10 +48,11 @@ pub struct Descriptor {
     )]
     pub artifact_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Map<String, Value>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub annotations: Option<Annotations>,
 }
+
+/// OCI annotations: string keys and string values only (image spec, "Annotations").
+pub type Annotations = BTreeMap<String, String>;
 
 impl Descriptor {
     pub fn new(media_type: &str, bytes: &[u8]) -> Self {
@@ -55,7 +62,6 @@ impl Descriptor {
             size: bytes.len() as u64,
             artifact_type: None,
             annotations: None,
-            extra: Map::new(),
         }
     }
 }
@@ -77,9 +83,7 @@ pub struct ImageManifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Map<String, Value>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub annotations: Option<Annotations>,
 }
 
 impl ImageManifest {
@@ -93,7 +97,6 @@ impl ImageManifest {
             layers: vec![Descriptor::new(artifact_type, content)],
             subject,
             annotations: None,
-            extra: Map::new(),
         }
     }
 
@@ -138,9 +141,7 @@ pub struct ImageIndex {
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<Map<String, Value>>,
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+    pub annotations: Option<Annotations>,
 }
 
 impl ImageIndex {
@@ -150,7 +151,6 @@ impl ImageIndex {
             media_type: Some(MEDIA_TYPE_IMAGE_INDEX.to_string()),
             manifests: Vec::new(),
             annotations: None,
-            extra: Map::new(),
         }
     }
 
@@ -158,6 +158,27 @@ impl ImageIndex {
         // Only string-keyed maps and plain values: serialising cannot fail.
         serde_json::to_vec(self).expect("OCI documents serialise")
     }
+}
+
+/// One entry of a referrers listing (the referrers API's index, or the tag-schema index),
+/// as far as pullguard reads it: which manifest, and what it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Referrer {
+    #[serde(rename = "mediaType")]
+    pub media_type: String,
+    pub digest: Digest,
+    #[serde(rename = "artifactType", default)]
+    pub artifact_type: Option<String>,
+}
+
+/// A referrers listing: an image index of which only the entries' [`Referrer`] fields are
+/// read.
+#[derive(Debug, Deserialize)]
+pub struct ReferrersListing {
+    #[serde(rename = "schemaVersion")]
+    pub schema_version: u32,
+    #[serde(default)]
+    pub manifests: Vec<Referrer>,
 }
 
 /// The media type a manifest declares in its body (`mediaType`), if any.
@@ -175,13 +196,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn artifact_round_trip_keeps_unknown_fields() {
+    fn artifacts_round_trip_and_unknown_fields_are_dropped() {
         let subject = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"image");
         let m = ImageManifest::artifact(ARTIFACT_SIGNATURE, b"{\"signed\":{}}", Some(subject));
-        let mut value: Value = serde_json::from_slice(&m.to_bytes()).expect("json");
-        value["x-extra"] = Value::from(7);
+        let mut value: serde_json::Value = serde_json::from_slice(&m.to_bytes()).expect("json");
+        value["x-extra"] = serde_json::Value::from(vec![0; 1000]);
+        value["layers"][0]["x-junk"] = serde_json::Value::from("junk");
         let back: ImageManifest = serde_json::from_value(value).expect("parse");
-        assert_eq!(back.extra.get("x-extra"), Some(&Value::from(7)));
+        assert_eq!(back, m, "only the image spec's fields are kept");
         assert_eq!(back.effective_artifact_type(), ARTIFACT_SIGNATURE);
         assert!(back.single_layer(ARTIFACT_SIGNATURE).is_ok());
         assert!(back.single_layer(ARTIFACT_TUF).is_err());
@@ -192,9 +214,66 @@ mod tests {
     }
 
     #[test]
+    fn a_referrers_listing_keeps_only_what_identifies_each_entry() {
+        let d = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"sig");
+        let text = format!(
+            r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","digest":"{}","size":3,
+                "artifactType":"a/b","annotations":{{"k":"v"}},"x-junk":[[1,2],{{"deep":[]}}]}}],"x-more":{{}}}}"#,
+            d.digest
+        );
+        let listing: ReferrersListing = serde_json::from_str(&text).expect("listing");
+        assert_eq!(
+            listing.manifests,
+            vec![Referrer {
+                media_type: MEDIA_TYPE_IMAGE_MANIFEST.into(),
+                digest: d.digest,
+                artifact_type: Some("a/b".into()),
+            }]
+        );
+        // Annotations are strings (image spec): anything else is not an OCI document.
+        let bad = r#"{"schemaVersion":2,"manifests":[],"annotations":{"k":1}}"#;
+        assert!(serde_json::from_str::<ImageIndex>(bad).is_err());
+    }
+
+    #[test]
     fn artifact_type_falls_back_to_config_media_type() {
         let mut m = ImageManifest::artifact(ARTIFACT_TUF, b"{}", None);
         m.artifact_type = None;
         assert_eq!(m.effective_artifact_type(), MEDIA_TYPE_EMPTY);
+    }
+
+    /// Why these types and not `oci-spec`'s: one referrers page within the 4 MiB cap whose
+    /// only entry carries 4 MiB of annotations. `oci-spec` keeps all of it (and a listing
+    /// has up to 16 pages); what pullguard keeps of the entry is its identity.
+    #[test]
+    fn oci_spec_keeps_what_a_malicious_page_packs_into_a_descriptor() {
+        let mut annotations = String::new();
+        for i in 0..95_000 {
+            annotations.push_str(&format!(r#""k{i:06}":"{:030}","#, 0));
+        }
+        annotations.pop();
+        let d = Descriptor::new(MEDIA_TYPE_IMAGE_MANIFEST, b"sig");
+        let page = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{MEDIA_TYPE_IMAGE_INDEX}","manifests":[{{"mediaType":"{MEDIA_TYPE_IMAGE_MANIFEST}","digest":"{}","size":3,"annotations":{{{annotations}}}}}]}}"#,
+            d.digest
+        );
+        assert!(
+            page.len() > 4_000_000 && page.len() < 4 * 1024 * 1024,
+            "{}",
+            page.len()
+        );
+        let theirs: oci_spec::image::ImageIndex = serde_json::from_str(&page).expect("oci-spec");
+        let kept: usize = theirs.manifests()[0]
+            .annotations()
+            .as_ref()
+            .map(|a| a.iter().map(|(k, v)| k.len() + v.len()).sum())
+            .unwrap_or(0);
+        assert!(
+            kept > 3_400_000,
+            "oci-spec keeps {kept} bytes of annotations"
+        );
+        let ours: ReferrersListing = serde_json::from_str(&page).expect("ours");
+        assert_eq!(ours.manifests.len(), 1);
+        assert_eq!(ours.manifests[0].digest, d.digest);
     }
 }

@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::ErrorKind;
 use std::path::PathBuf;
 
-use super::http::read_capped;
+use super::http::fetch_error;
 use super::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
@@ -33,7 +33,7 @@ impl DirSource {
                 reason: e.to_string(),
             },
         })?;
-        read_capped(file, max_len, &location, None)
+        crate::io::read_capped(file, max_len, None).map_err(|e| fetch_error(e, location))
     }
 }
 

@@ -3,10 +3,10 @@
 //! appended to them are built by [`super::metadata_file_name`] and
 //! [`super::target_file_path`].
 
-use std::io::Read;
 use std::time::{Duration, Instant};
 
 use super::{metadata_file_name, target_file_path, FetchError, MetadataSource};
+use crate::io::{error_chain, instant_after, read_capped, Deadline, ReadError};
 use crate::tuf::names::RoleName;
 
 /// A metadata source that speaks HTTP(S).
@@ -15,6 +15,8 @@ pub struct HttpSource {
     targets_base: Option<String>,
     client: reqwest::blocking::Client,
     timeout: Duration,
+    /// The whole operation's time limit, when it has one.
+    deadline: Option<Deadline>,
 }
 
 impl HttpSource {
@@ -30,6 +32,7 @@ impl HttpSource {
                 return Err(format!("base URL `{base}` is not http:// or https://"));
             }
         }
+        let timeout = timeout.min(crate::io::REQUEST_TIMEOUT_MAX);
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
@@ -41,13 +44,47 @@ impl HttpSource {
             targets_base: targets_base.map(with_slash),
             client,
             timeout,
+            deadline: None,
         })
     }
 
+    /// The same source, with every request finished before `deadline` (none is sent after).
+    pub fn with_deadline(mut self, deadline: Deadline) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
     fn get(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        let deadline = Instant::now() + self.timeout;
+        self.get_within(url, max_len)
+            .map_err(|e| match (e, &self.deadline) {
+                // A timeout once the operation's deadline has passed is that deadline's doing.
+                (FetchError::Timeout { location }, Some(d)) if d.has_passed() => {
+                    FetchError::DeadlineExceeded {
+                        location,
+                        budget: d.budget(),
+                    }
+                }
+                (e, _) => e,
+            })
+    }
+
+    fn get_within(&self, url: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
         let location = url.to_string();
-        let response = self.client.get(url).send().map_err(|e| {
+        let deadline = match &self.deadline {
+            Some(d) if d.has_passed() => {
+                return Err(FetchError::DeadlineExceeded {
+                    location,
+                    budget: d.budget(),
+                })
+            }
+            Some(d) => d.within(self.timeout),
+            None => instant_after(self.timeout),
+        };
+        let request = self
+            .client
+            .get(url)
+            .timeout(deadline.saturating_duration_since(Instant::now()));
+        let response = request.send().map_err(|e| {
             if e.is_timeout() {
                 FetchError::Timeout {
                     location: location.clone(),
@@ -73,7 +110,16 @@ impl HttpSource {
                 limit: max_len,
             });
         }
-        read_capped(response, max_len, &location, Some(deadline))
+        read_capped(response, max_len, Some(deadline)).map_err(|e| fetch_error(e, location))
+    }
+}
+
+/// A capped read's failure, at `location`.
+pub(crate) fn fetch_error(e: ReadError, location: String) -> FetchError {
+    match e {
+        ReadError::TooLarge { limit } => FetchError::TooLarge { location, limit },
+        ReadError::Timeout => FetchError::Timeout { location },
+        ReadError::Failed { reason } => FetchError::Io { location, reason },
     }
 }
 
@@ -83,63 +129,6 @@ fn with_slash(base: &str) -> String {
     } else {
         format!("{base}/")
     }
-}
-
-/// Reads at most `max_len` bytes; one byte more means the body is too large. With a
-/// deadline, a body still arriving when it passes is a timeout, however steadily it trickles
-/// (reqwest's own timeout only bounds each read).
-pub(crate) fn read_capped(
-    mut reader: impl Read,
-    max_len: u64,
-    location: &str,
-    deadline: Option<Instant>,
-) -> Result<Vec<u8>, FetchError> {
-    let timeout = || FetchError::Timeout {
-        location: location.to_string(),
-    };
-    let mut body = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        if deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(timeout());
-        }
-        let n = match reader.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-                    || e.to_string().to_lowercase().contains("timed out");
-                return Err(if timed_out {
-                    timeout()
-                } else {
-                    FetchError::Io {
-                        location: location.to_string(),
-                        reason: e.to_string(),
-                    }
-                });
-            }
-        };
-        if (body.len() + n) as u64 > max_len {
-            return Err(FetchError::TooLarge {
-                location: location.to_string(),
-                limit: max_len,
-            });
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    Ok(body)
-}
-
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 impl MetadataSource for HttpSource {
@@ -187,21 +176,6 @@ mod tests {
             HttpSource::new("http://127.0.0.1:1/meta", Some("http://x/t"), t).expect("slash added");
         assert_eq!(source.metadata_base, "http://127.0.0.1:1/meta/");
         assert_eq!(source.targets_base.as_deref(), Some("http://x/t/"));
-    }
-
-    #[test]
-    fn capped_reads() {
-        assert_eq!(
-            read_capped(&b"abc"[..], 3, "x", None).expect("fits"),
-            b"abc"
-        );
-        assert_eq!(
-            read_capped(&b"abcd"[..], 3, "x", None),
-            Err(FetchError::TooLarge {
-                location: "x".into(),
-                limit: 3
-            })
-        );
     }
 
     /// A one-connection HTTP server on 127.0.0.1 that answers with `head`, then sends

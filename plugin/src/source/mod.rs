@@ -21,6 +21,12 @@ pub enum FetchError {
     Status { location: String, status: u16 },
     #[error("{location} timed out")]
     Timeout { location: String },
+    /// The deadline of the whole operation (one verification) ran out at `location`.
+    #[error("{location}: still unanswered when the deadline of {} s for the whole verification ran out", budget.as_secs_f64())]
+    DeadlineExceeded {
+        location: String,
+        budget: std::time::Duration,
+    },
     #[error("{location} could not be reached: {reason}")]
     Unreachable { location: String, reason: String },
     #[error("reading {location} failed: {reason}")]

@@ -7,15 +7,21 @@
 //! directory), so a crash leaves either the old or the new bytes, never a mix.
 
 use std::fs;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
 use super::{StoreError, TrustStore};
+use crate::io::{read_file, read_text_file, write_atomic};
 use crate::tuf::names::RoleName;
 
 const CLOCK_FILE: &str = ".pullguard-clock";
+/// The largest state file read: a role's metadata is never longer than the trust core's
+/// absolute cap ([`crate::tuf::Limits::hard_max`]); the clock file is one timestamp.
+const ROLE_FILE_MAX: u64 = 64 * 1024 * 1024;
+const CLOCK_FILE_MAX: u64 = 1024;
+const SIGNATURES_FILE_MAX: u64 = 64 * 1024 * 1024;
 /// Highest detached-signature version per `repository:tag`, as a JSON object.
 const SIGNATURES_FILE: &str = ".pullguard-signatures";
 
@@ -27,6 +33,13 @@ impl DirStore {
     /// Opens (creating if needed) a metadata directory.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
+        if dir.exists() && !dir.is_dir() {
+            let e = std::io::Error::new(
+                ErrorKind::NotADirectory,
+                "exists and is not a directory (a state directory is needed here)",
+            );
+            return Err(io_error(&dir, e));
+        }
         fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         Ok(DirStore { dir })
     }
@@ -43,7 +56,7 @@ impl DirStore {
 
     fn signature_versions(&self) -> Result<std::collections::BTreeMap<String, u64>, StoreError> {
         let path = self.dir.join(SIGNATURES_FILE);
-        match fs::read(&path) {
+        match read_file(&path, SIGNATURES_FILE_MAX) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
                 what: path.display().to_string(),
                 reason: e.to_string(),
@@ -70,32 +83,6 @@ impl DirStore {
     }
 }
 
-/// Replaces `path` with `bytes` atomically: a hidden temporary file beside it (never ending
-/// in `.json`), fsync, rename, fsync of the directory. A crash leaves the old or the new
-/// bytes, never a mix; a failure leaves no temporary file behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
 fn io_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Io {
         path: path.display().to_string(),
@@ -106,7 +93,7 @@ fn io_error(path: &Path, source: std::io::Error) -> StoreError {
 impl TrustStore for DirStore {
     fn load(&self, role: &RoleName) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(role);
-        match fs::read(&path) {
+        match read_file(&path, ROLE_FILE_MAX) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_error(&path, e)),
@@ -129,7 +116,7 @@ impl TrustStore for DirStore {
 
     fn highest_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let path = self.dir.join(CLOCK_FILE);
-        let text = match fs::read_to_string(&path) {
+        let text = match read_text_file(&path, CLOCK_FILE_MAX) {
             Ok(text) => text,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io_error(&path, e)),
@@ -186,6 +173,24 @@ mod tests {
         store.remove(&odd).expect("remove");
         store.remove(&odd).expect("removing twice is fine");
         assert_eq!(store.load(&odd).expect("load"), None);
+    }
+
+    #[test]
+    fn a_file_is_not_a_state_directory_and_state_files_are_capped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("state");
+        fs::write(&file, b"x").expect("write");
+        let err = DirStore::open(&file).err().expect("a file");
+        let text = crate::io::error_chain(&err);
+        assert_eq!(
+            text.matches("is not a directory").count(),
+            1,
+            "said once: {text}"
+        );
+        let store = DirStore::open(dir.path().join("s")).expect("open");
+        fs::write(store.dir().join(CLOCK_FILE), vec![b'9'; 4096]).expect("write");
+        let err = store.highest_time().expect_err("too long");
+        assert!(err.to_string().contains("1024-byte limit"), "{err}");
     }
 
     #[test]

@@ -16,6 +16,94 @@ pub enum CanonicalError {
     NotAnInteger(String),
 }
 
+/// Why bytes are not one unambiguous JSON document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("{0}")]
+    Json(String),
+}
+
+/// Parses a JSON document that is to be verified, refusing any object that names a key
+/// twice: parsers disagree on which value wins (serde_json and Python keep the last, others
+/// the first), so a signed document with a duplicate key could be read differently by the
+/// signer, by pullguard and by another client. Nothing else differs from `serde_json`
+/// (including its nesting limit).
+pub fn parse_unique(bytes: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice::<Unique>(bytes)
+        .map(|u| u.0)
+        .map_err(|e| ParseError::Json(e.to_string()))
+}
+
+/// A JSON value whose objects have unique keys.
+struct Unique(Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        // JSON text has no NaN or infinity, so `from_f64` always succeeds here.
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key `{key}` appears twice in one object"
+                )));
+            }
+            let Unique(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
+}
+
 /// The canonical bytes of `value`.
 pub fn to_canonical(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(256);
@@ -121,5 +209,25 @@ mod tests {
             to_canonical(&v),
             Err(CanonicalError::NotAnInteger("1.5".into()))
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_at_any_depth() {
+        let v = parse_unique(br#"{"a": [1, -2, 3.5, "x", null, true, {"b": {}}]}"#).expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"a": [1, -2, 3.5, "x", null, true, {"b": {}}]})
+        );
+        for doc in [
+            r#"{"a": 1, "a": 2}"#,
+            r#"{"signed": {"version": 1, "version": 2}}"#,
+            r#"[{"x": {"k": 1, "k": 1}}]"#,
+            // Escapes that decode to the same key are the same key.
+            r#"{"a": 1, "\u0061": 2}"#,
+        ] {
+            let err = parse_unique(doc.as_bytes()).expect_err(doc);
+            assert!(err.to_string().contains("appears twice"), "{doc}: {err}");
+        }
+        assert!(parse_unique(b"{not json").is_err());
     }
 }

@@ -447,12 +447,12 @@ pub struct Envelope<T> {
 
 impl<T: Document> Envelope<T> {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, SchemaError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
+        // A duplicate key anywhere makes the document ambiguous: refused, never resolved.
+        let value = cjson::parse_unique(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
         Self::from_value(value)
     }
 
-    pub fn from_value(value: Value) -> Result<Self, SchemaError> {
+    fn from_value(value: Value) -> Result<Self, SchemaError> {
         let Value::Object(mut outer) = value else {
             return Err(SchemaError::Envelope);
         };
@@ -597,6 +597,37 @@ mod tests {
         v["signatures"] = json!([{"keyid": "k1", "sig": "ab"}, {"keyid": "k1", "sig": "ab"}]);
         let err = Envelope::<Root>::from_value(v).expect_err("duplicate");
         assert!(err.to_string().contains("more than one signature"), "{err}");
+    }
+
+    #[test]
+    fn a_duplicate_key_anywhere_makes_a_signed_document_malformed() {
+        let text = serde_json::to_string(&root_value()).expect("json");
+        assert!(Envelope::<Root>::from_slice(text.as_bytes()).is_ok());
+        // The same key twice at each depth: the envelope, `signed`, a role, a key's value,
+        // and inside a signature entry.
+        for (once, twice) in [
+            (r#""signatures":"#, r#""signatures":[],"signatures":"#),
+            (r#""version":1"#, r#""version":1,"version":2"#),
+            (r#""threshold":1"#, r#""threshold":1,"threshold":1"#),
+            (r#""public":"00""#, r#""public":"00","public":"01""#),
+            (r#""sig":"abcd""#, r#""sig":"abcd","sig":"abcd""#),
+        ] {
+            assert!(text.contains(once), "{once}");
+            let doubled = text.replacen(once, twice, 1);
+            let err = Envelope::<Root>::from_slice(doubled.as_bytes()).expect_err(twice);
+            assert!(
+                matches!(&err, SchemaError::Json(m) if m.contains("appears twice")),
+                "{twice}: {err}"
+            );
+        }
+        let signature = r#"{"signed": {"_type": "signature", "spec_version": "1.0", "version": 1,
+            "expires": "2030-01-01T00:00:00Z", "repository": "app", "tags": ["1"],
+            "subject": {"mediaType": "m", "size": 1, "digest": "sha256:aa", "digest": "sha256:bb"}},
+            "signatures": []}"#;
+        let err = Envelope::<SignatureDoc>::from_slice(signature.as_bytes()).expect_err("dup");
+        assert!(err.to_string().contains("`digest` appears twice"), "{err}");
+        let once = signature.replace(r#", "digest": "sha256:bb""#, "");
+        assert!(Envelope::<SignatureDoc>::from_slice(once.as_bytes()).is_ok());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::{
     check_key_separation, expires_after, expiry_string, io, online_keyids, parse_duration,
     prune_unused_keys, refuse_online_keys, RepoError, Result, RoleKeys, Spec, Workspace, TOP_LEVEL,
 };
-use crate::store::dir::write_atomic;
+use crate::io::write_atomic;
 use crate::tuf::names::RoleName;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 

@@ -1,0 +1,260 @@
+//! The I/O helpers every adapter shares: reads with a size cap (files and network bodies),
+//! atomic file replacement, one deadline for a whole operation, and an error's cause chain.
+//! Nothing here knows about TUF or registries; callers put their own names on the errors.
+
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Why a capped read failed. The caller knows what was read and says so.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("larger than the {limit}-byte limit")]
+    TooLarge { limit: u64 },
+    #[error("timed out")]
+    Timeout,
+    #[error("{reason}")]
+    Failed { reason: String },
+}
+
+/// Reads at most `max_len` bytes; one byte more means the body is too large. With a
+/// deadline, a body still arriving when it passes is a timeout, however steadily it trickles
+/// (reqwest's own timeout only bounds each read).
+pub fn read_capped(
+    mut reader: impl Read,
+    max_len: u64,
+    deadline: Option<Instant>,
+) -> Result<Vec<u8>, ReadError> {
+    let mut body = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(ReadError::Timeout);
+        }
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // An HTTP client reports its own time limit as a cause of the body error.
+                let timed_out = e.kind() == ErrorKind::TimedOut
+                    || error_chain(&e).to_lowercase().contains("timed out");
+                return Err(if timed_out {
+                    ReadError::Timeout
+                } else {
+                    ReadError::Failed {
+                        reason: e.to_string(),
+                    }
+                });
+            }
+        };
+        if (body.len() as u64).saturating_add(n as u64) > max_len {
+            return Err(ReadError::TooLarge { limit: max_len });
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(body)
+}
+
+/// Reads a whole file of at most `max_len` bytes. A longer file (or a device that never
+/// ends, such as `/dev/zero`) is an error of kind [`ErrorKind::FileTooLarge`] after reading
+/// one byte past the limit, never an allocation of the whole thing.
+pub fn read_file(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
+    let file = fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    file.take(max_len.saturating_add(1))
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_len {
+        return Err(std::io::Error::new(
+            ErrorKind::FileTooLarge,
+            format!("larger than the {max_len}-byte limit for this file"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_file`] of a UTF-8 text file.
+pub fn read_text_file(path: &Path, max_len: u64) -> std::io::Result<String> {
+    String::from_utf8(read_file(path, max_len)?)
+        .map_err(|_| std::io::Error::new(ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// Replaces `path` with `bytes` atomically: a hidden temporary file beside it (never ending
+/// in `.json`), fsync, rename, fsync of the directory. A crash leaves the old or the new
+/// bytes, never a mix; a failure leaves no temporary file behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `e` and each of its causes, joined with `: `. A cause whose text the message before it
+/// already ends with is not repeated (many errors both show their cause and return it).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !last.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        cause = c.source();
+    }
+    out
+}
+
+/// `now + d`, or a time far enough ahead to mean "no limit" when `d` would overflow the
+/// clock (a timeout taken from a config file or a server's answer can be any number).
+pub fn instant_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
+}
+
+/// The longest time limit one request may have, whatever a config or a flag asks for: an
+/// HTTP client computes `now + timeout`, which must not overflow.
+pub const REQUEST_TIMEOUT_MAX: Duration = Duration::from_secs(3600);
+
+/// What "no limit" means for a time limit: longer than any process runs.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// One time limit for a whole operation (a verification: its tag resolution, TUF refresh
+/// and signature reads together). Each request asks it how long it may take at most; once
+/// it has passed, no request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadline {
+    at: Instant,
+    budget: Duration,
+}
+
+impl Deadline {
+    pub fn after(budget: Duration) -> Self {
+        Deadline {
+            at: instant_after(budget),
+            budget,
+        }
+    }
+
+    /// The whole budget this deadline was given.
+    pub fn budget(&self) -> Duration {
+        self.budget
+    }
+
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.at.saturating_duration_since(Instant::now())
+    }
+
+    pub fn has_passed(&self) -> bool {
+        Instant::now() >= self.at
+    }
+
+    /// The earlier of this deadline and `limit` from now.
+    pub fn within(&self, limit: Duration) -> Instant {
+        self.at.min(instant_after(limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_reads() {
+        assert_eq!(read_capped(&b"abc"[..], 3, None), Ok(b"abc".to_vec()));
+        assert_eq!(
+            read_capped(&b"abcd"[..], 3, None),
+            Err(ReadError::TooLarge { limit: 3 })
+        );
+        let past = Instant::now();
+        assert_eq!(
+            read_capped(&b"abc"[..], 3, Some(past)),
+            Err(ReadError::Timeout)
+        );
+    }
+
+    #[test]
+    fn files_are_read_with_a_cap_even_when_they_never_end() {
+        let err = read_file(Path::new("/dev/zero"), 1024).expect_err("endless");
+        assert_eq!(err.kind(), ErrorKind::FileTooLarge);
+        assert!(err.to_string().contains("1024-byte limit"), "{err}");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        fs::write(&path, b"12345").expect("write");
+        assert_eq!(read_file(&path, 5).expect("fits"), b"12345");
+        assert_eq!(
+            read_file(&path, 4).expect_err("over").kind(),
+            ErrorKind::FileTooLarge
+        );
+        assert_eq!(
+            read_file(&dir.path().join("absent"), 5)
+                .expect_err("absent")
+                .kind(),
+            ErrorKind::NotFound
+        );
+        fs::write(&path, [0xff, 0xfe]).expect("write");
+        assert!(read_text_file(&path, 5).is_err());
+    }
+
+    #[test]
+    fn a_cause_is_told_once() {
+        let io = std::io::Error::new(ErrorKind::AlreadyExists, "File exists (os error 17)");
+        #[derive(Debug, thiserror::Error)]
+        #[error("/state: {source}")]
+        struct Shows {
+            #[source]
+            source: std::io::Error,
+        }
+        let e = Shows { source: io };
+        assert_eq!(error_chain(&e), "/state: File exists (os error 17)");
+        #[derive(Debug, thiserror::Error)]
+        #[error("opening the state")]
+        struct Hides {
+            #[source]
+            source: Shows,
+        }
+        let outer = Hides { source: e };
+        assert_eq!(
+            error_chain(&outer),
+            "opening the state: /state: File exists (os error 17)"
+        );
+    }
+
+    #[test]
+    fn time_limits_never_overflow() {
+        let far = instant_after(Duration::from_secs(u64::MAX));
+        assert!(far > Instant::now() + Duration::from_secs(3600));
+        let d = Deadline::after(Duration::MAX);
+        assert!(!d.has_passed());
+        assert_eq!(d.budget(), Duration::MAX);
+        let short = Deadline::after(Duration::from_millis(0));
+        assert!(short.has_passed());
+        assert_eq!(short.remaining(), Duration::ZERO);
+        assert!(short.within(Duration::from_secs(u64::MAX)) <= Instant::now());
+    }
+}
