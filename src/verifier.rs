@@ -145,7 +145,7 @@ fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirSto
             })?;
             TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| StateError::BadRoot {
                 path: root.to_path_buf(),
-                source,
+                source: Box::new(source),
             })?;
             store.install_root(&bytes)?;
         }
@@ -185,7 +185,7 @@ enum StateError {
     #[error("{} is not a usable trust root (nothing was installed): {source}", path.display())]
     BadRoot {
         path: PathBuf,
-        source: pullguard_plugin::tuf::Error,
+        source: Box<pullguard_plugin::tuf::Error>,
     },
 }
 
@@ -203,11 +203,11 @@ impl StateError {
 }
 
 /// Prints the one verdict line of a check: `ADMIT <path>: …` or `DENY <reason> <path>: …`,
-/// where the path is the image's target path in the scope, else the reference as given.
-fn report(checked: &Checked, image: &str) -> bool {
+/// where the path is the image's target path in the scope, else `shown`.
+fn report(checked: &Checked, shown: &str) -> bool {
     let v = &checked.verdict;
     let what = match checked.target_path.as_str() {
-        "" => image,
+        "" => shown,
         path => path,
     };
     if v.admitted {
@@ -263,9 +263,14 @@ fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore
 /// denial. The config is read only when the registry is used (an offline check with
 /// `--bundle` needs none).
 pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool> {
-    let image = a.image.clone();
+    // Named by its target path when the image is in the scope, else as given.
+    let shown = match (scope_of(&a.scope), a.image.parse::<ImageRef>()) {
+        (Ok(scope), Ok(image)) => scope.target_path(&image),
+        _ => None,
+    }
+    .unwrap_or_else(|| a.image.clone());
     let checked = check_image(a, config).unwrap_or_else(|(reason, e)| denied(reason, e));
-    Ok(report(&checked, &image))
+    Ok(report(&checked, &shown))
 }
 
 type Failure = (ReasonCode, anyhow::Error);
@@ -315,7 +320,7 @@ fn check_image(
             .resolve(image.repository(), &tag, &IMAGE_MEDIA_TYPES)
             .map_err(|e| {
                 let reason = FetchError::from(e.clone()).reason();
-                (reason, anyhow!("resolving the tag of {image}: {e}"))
+                (reason, anyhow!("resolving the tag: {e}"))
             })?
             .ok_or_else(|| invalid(anyhow!("{image} does not exist in the registry")))?;
         image = image.with_digest(digest);

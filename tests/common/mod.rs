@@ -64,9 +64,13 @@ pub fn faketime() -> PathBuf {
 /// `command` run under `faketime -f OFFSET` (same program, arguments, environment and
 /// directory).
 pub fn at_time(offset: &str, command: &Command) -> Command {
-    let mut c = Command::new(faketime());
-    c.arg("-f")
-        .arg(offset)
+    wrapped(&faketime(), &["-f", offset], command)
+}
+
+/// `wrapper WRAPPER_ARGS PROGRAM ARGS`, with `command`'s environment and directory.
+fn wrapped(wrapper: &Path, wrapper_args: &[&str], command: &Command) -> Command {
+    let mut c = Command::new(wrapper);
+    c.args(wrapper_args)
         .arg(command.get_program())
         .args(command.get_args());
     for (k, v) in command.get_envs() {
@@ -128,9 +132,13 @@ pub fn run(mut command: Command) -> RunOutput {
     }
 }
 
-/// The `pullguard` binary built for this test run.
+/// The `pullguard` binary built for this test run, or `$PULLGUARD_BIN` when set (to
+/// measure another build, such as the one before a change, with the same scenarios).
 pub fn pullguard() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_pullguard"))
+    match std::env::var_os("PULLGUARD_BIN") {
+        Some(bin) if !bin.is_empty() => Command::new(bin),
+        _ => Command::new(env!("CARGO_BIN_EXE_pullguard")),
+    }
 }
 
 /// What a whole process cost: its peak resident memory and its wall time.
@@ -148,20 +156,8 @@ pub fn run_measured(command: &Command) -> (RunOutput, Cost) {
         time.is_file(),
         "/usr/bin/time not found: install the Debian package `time`; {SETUP_HINT}"
     );
-    let mut c = Command::new(time);
-    c.arg("-f")
-        .arg(format!("{MARK}%M"))
-        .arg(command.get_program())
-        .args(command.get_args());
-    for (k, v) in command.get_envs() {
-        match v {
-            Some(v) => c.env(k, v),
-            None => c.env_remove(k),
-        };
-    }
-    if let Some(dir) = command.get_current_dir() {
-        c.current_dir(dir);
-    }
+    let format = format!("{MARK}%M");
+    let c = wrapped(time, &["-f", &format], command);
     let started = std::time::Instant::now();
     let mut out = run(c);
     let wall = started.elapsed();

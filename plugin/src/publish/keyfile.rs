@@ -139,4 +139,10 @@ mod tests {
         .expect("write");
         assert!(read(&dir.path().join("bad.pub")).is_err());
     }
+
+    #[test]
+    fn a_key_file_that_never_ends_is_refused_at_its_cap() {
+        let err = read(Path::new("/dev/zero")).err().expect("endless");
+        assert!(err.to_string().contains("65536-byte limit"), "{err}");
+    }
 }

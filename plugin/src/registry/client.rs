@@ -1034,8 +1034,11 @@ fn retry_after(resp: &Response) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = (at.timestamp() - chrono::Utc::now().timestamp()).max(0);
-    Some(Duration::from_secs(secs as u64))
+    let secs = at
+        .timestamp()
+        .saturating_sub(chrono::Utc::now().timestamp())
+        .max(0);
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
 }
 
 /// The `rel="next"` target of a `Link` header (referrers pagination).
@@ -1504,6 +1507,22 @@ mod tests {
         }
     }
 
+    /// A 401 with a basic challenge unless `req` carries alice's basic credentials.
+    fn ask_alice_for_basic(req: &Req) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+        let basic = Credentials {
+            username: "alice".into(),
+            password: "pw".into(),
+        }
+        .basic_header();
+        (req.auth.as_deref() != Some(basic.as_str())).then(|| {
+            (
+                401,
+                vec![("WWW-Authenticate".into(), r#"Basic realm="home""#.into())],
+                Vec::new(),
+            )
+        })
+    }
+
     #[test]
     fn credentials_never_follow_an_upload_to_another_origin() {
         let elsewhere: Arc<Handler> = Arc::new(|req: &Req, _: &str| {
@@ -1516,17 +1535,8 @@ mod tests {
         });
         let (other, other_log) = fake(elsewhere);
         let home: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
-            let basic = Credentials {
-                username: "alice".into(),
-                password: "pw".into(),
-            }
-            .basic_header();
-            if req.auth.as_deref() != Some(basic.as_str()) {
-                return (
-                    401,
-                    vec![("WWW-Authenticate".into(), r#"Basic realm="home""#.into())],
-                    Vec::new(),
-                );
+            if let Some(challenge) = ask_alice_for_basic(req) {
+                return challenge;
             }
             if req.method == "HEAD" {
                 return (404, vec![], Vec::new());
@@ -1571,17 +1581,8 @@ mod tests {
         });
         let (other, _) = fake(elsewhere);
         let home: Arc<Handler> = Arc::new(move |req: &Req, _: &str| {
-            let basic = Credentials {
-                username: "alice".into(),
-                password: "pw".into(),
-            }
-            .basic_header();
-            if req.auth.as_deref() != Some(basic.as_str()) {
-                return (
-                    401,
-                    vec![("WWW-Authenticate".into(), r#"Basic realm="home""#.into())],
-                    Vec::new(),
-                );
+            if let Some(challenge) = ask_alice_for_basic(req) {
+                return challenge;
             }
             (
                 307,
