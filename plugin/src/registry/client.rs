@@ -1080,7 +1080,10 @@ mod tests {
         auth: Option<String>,
     }
 
-    type Handler = dyn Fn(&Req, &str) -> (u16, Vec<(String, String)>, Vec<u8>) + Send + Sync;
+    /// Status, headers and body of a fake answer.
+    type Answer = (u16, Vec<(String, String)>, Vec<u8>);
+
+    type Handler = dyn Fn(&Req, &str) -> Answer + Send + Sync;
 
     /// Serves each connection with `handler(request, own address)`, one request per
     /// connection; returns the address and the log of `METHOD path` lines.
@@ -1147,7 +1150,7 @@ mod tests {
 
     const MANIFEST: &[u8] = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"a","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
 
-    fn ok_manifest(digest_header: Option<String>) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    fn ok_manifest(digest_header: Option<String>) -> Answer {
         let digest = digest_header.unwrap_or_else(|| Digest::sha256_of(MANIFEST).to_string());
         (
             200,
@@ -1508,7 +1511,7 @@ mod tests {
     }
 
     /// A 401 with a basic challenge unless `req` carries alice's basic credentials.
-    fn ask_alice_for_basic(req: &Req) -> Option<(u16, Vec<(String, String)>, Vec<u8>)> {
+    fn ask_alice_for_basic(req: &Req) -> Option<Answer> {
         let basic = Credentials {
             username: "alice".into(),
             password: "pw".into(),
