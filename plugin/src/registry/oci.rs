@@ -242,6 +242,18 @@ mod tests {
         assert_eq!(m.effective_artifact_type(), MEDIA_TYPE_EMPTY);
     }
 
+    #[test]
+    fn deeply_nested_junk_is_skipped_or_refused_never_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let page = format!(r#"{{"schemaVersion":2,"manifests":[],"x-junk":{deep}}}"#);
+        // An unknown field is skipped without recursion or allocation...
+        let listing: ReferrersListing = serde_json::from_str(&page).expect("skipped");
+        assert!(listing.manifests.is_empty());
+        // ...and a document that is kept whole stops at the nesting limit.
+        let err = crate::tuf::cjson::parse_unique(page.as_bytes()).expect_err("too deep");
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+    }
+
     /// Why these types and not `oci-spec`'s: one referrers page within the 4 MiB cap whose
     /// only entry carries 4 MiB of annotations. `oci-spec` keeps all of it (and a listing
     /// has up to 16 pages); what pullguard keeps of the entry is its identity.
