@@ -18,10 +18,10 @@ use pullguard_plugin::registry::{ImageRef, Registry, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
-use pullguard_plugin::source::{metadata_file_name, FetchError, MetadataSource};
 use pullguard_plugin::store::dir::DirStore;
-use pullguard_plugin::store::{StoreError, TrustStore};
+use pullguard_plugin::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
 use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
+use pullguard_plugin::tuf::state::{StoreError, TrustStore};
 use pullguard_plugin::tuf::{Limits, RoleName, TrustedSet, Updater};
 use pullguard_plugin::verdict::{ReasonCode, Verdict};
 

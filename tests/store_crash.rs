@@ -12,7 +12,7 @@ use std::sync::Arc;
 use pullguard_cache::Store;
 use pullguard_plugin::store::dir::DirStore;
 use pullguard_plugin::store::rocks::RocksTrustStore;
-use pullguard_plugin::store::TrustStore;
+use pullguard_plugin::tuf::state::TrustStore;
 use pullguard_plugin::tuf::RoleName;
 
 const ROLES: [&str; 3] = ["root", "timestamp", "snapshot"];

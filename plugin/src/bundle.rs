@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::image::{SignatureRead, SignatureSource};
 use crate::registry::Digest;
-use crate::source::{metadata_file_name, FetchError, MetadataSource};
+use crate::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
 pub const FORMAT: &str = "pullguard-bundle/1";

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use crate::io::Deadline;
 use crate::registry::oci::{ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_MANIFEST};
 use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
-use crate::source::{FetchError, MetadataSource};
-use crate::store::TrustStore;
 use crate::tuf::client::Updater;
+use crate::tuf::fetch::{FetchError, MetadataSource};
 use crate::tuf::schema::{Envelope, SignatureDoc};
+use crate::tuf::state::TrustStore;
 use crate::tuf::verify::check_threshold;
 use crate::verdict::{ReasonCode, Verdict};
 

@@ -155,12 +155,6 @@ impl Verdict {
     }
 }
 
-impl From<&crate::tuf::Error> for Verdict {
-    fn from(e: &crate::tuf::Error) -> Self {
-        Verdict::deny(e.reason(), e.to_string())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -939,10 +939,8 @@ impl Registry {
     }
 
     /// Reads a body of at most `max_len` bytes, finished within the time limit counted from
-    /// `started`, when the request was sent (as [`HttpSource`] counts it): the headers and
-    /// the body share one limit.
-    ///
-    /// [`HttpSource`]: crate::source::http::HttpSource
+    /// `started`, when the request was sent (as the plain HTTP metadata source counts it),
+    /// and before the operation's deadline: the headers and the body share one limit.
     fn read_body(
         &self,
         resp: Response,
@@ -1071,7 +1069,7 @@ mod tests {
     //! by the end-to-end tests): the token flow, rate limits, oversized and wrong-digest
     //! answers.
     use super::*;
-    use crate::source::FetchError;
+    use crate::tuf::fetch::FetchError;
     use std::io::{BufRead, BufReader, Write};
 
     struct Req {

@@ -4,8 +4,6 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::source::FetchError;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ErrorKind {
     /// 401 after the challenge flow (no or wrong credentials).
@@ -96,31 +94,8 @@ impl RegistryError {
         self.kind == ErrorKind::NotFound
     }
 
-    fn location(&self) -> String {
+    /// `registry HOST: METHOD /v2/...`: where this error happened.
+    pub fn location(&self) -> String {
         format!("registry {}: {}", self.registry, self.request)
-    }
-}
-
-impl From<RegistryError> for FetchError {
-    fn from(e: RegistryError) -> Self {
-        let location = e.location();
-        match e.kind {
-            ErrorKind::NotFound => FetchError::NotFound { location },
-            ErrorKind::TooLarge { limit } => FetchError::TooLarge { location, limit },
-            ErrorKind::Timeout => FetchError::Timeout { location },
-            ErrorKind::DeadlineExceeded { budget } => {
-                FetchError::DeadlineExceeded { location, budget }
-            }
-            ErrorKind::Unreachable { reason } => FetchError::Unreachable { location, reason },
-            ErrorKind::DigestMismatch { expected, found } => FetchError::Corrupt {
-                location,
-                reason: format!("content digest {found} differs from {expected}"),
-            },
-            ErrorKind::Status { status, .. } => FetchError::Status { location, status },
-            _ => FetchError::Io {
-                reason: e.to_string(),
-                location,
-            },
-        }
     }
 }

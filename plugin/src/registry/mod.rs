@@ -1,7 +1,7 @@
 //! The OCI registry side of pullguard: names ([`reference`]), the documents it reads and
 //! writes ([`oci`]), authentication ([`auth`]) and the distribution API client
-//! ([`client::Registry`]). Trust data in a registry is read through
-//! [`crate::source::oci::OciSource`].
+//! ([`client::Registry`]). Trust data in a registry is read through the registry-native
+//! metadata source (`source::oci`), which builds on this module; this one knows nothing of it.
 
 pub mod auth;
 pub mod client;

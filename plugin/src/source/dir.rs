@@ -6,7 +6,7 @@ use std::io::ErrorKind;
 use std::path::PathBuf;
 
 use super::http::fetch_error;
-use super::{metadata_file_name, target_file_path, FetchError, MetadataSource};
+use crate::tuf::fetch::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
 pub struct DirSource {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::io::{error_chain, instant_after, read_capped, Deadline, ReadError};
+use crate::tuf::fetch::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
 /// A metadata source that speaks HTTP(S).

@@ -5,12 +5,12 @@
 
 use std::sync::Arc;
 
-use super::{FetchError, MetadataSource};
 use crate::registry::oci::{
     ImageManifest, ARTIFACT_TUF, IMAGE_MEDIA_TYPES, MEDIA_TYPE_IMAGE_MANIFEST,
 };
 use crate::registry::reference::{check_tag, Digest};
-use crate::registry::{Registry, Scope};
+use crate::registry::{ErrorKind, Registry, RegistryError, Scope};
+use crate::tuf::fetch::{FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
 /// The largest artifact manifest read for one metadata file (it only describes one layer).
@@ -137,6 +137,31 @@ impl MetadataSource for OciSource {
             self.registry
                 .get_manifest(&full, &reference, &IMAGE_MEDIA_TYPES, max_len)?;
         Ok(manifest.bytes)
+    }
+}
+
+/// A registry failure, as the trust core sees a fetch failure.
+impl From<RegistryError> for FetchError {
+    fn from(e: RegistryError) -> Self {
+        let location = e.location();
+        match e.kind {
+            ErrorKind::NotFound => FetchError::NotFound { location },
+            ErrorKind::TooLarge { limit } => FetchError::TooLarge { location, limit },
+            ErrorKind::Timeout => FetchError::Timeout { location },
+            ErrorKind::DeadlineExceeded { budget } => {
+                FetchError::DeadlineExceeded { location, budget }
+            }
+            ErrorKind::Unreachable { reason } => FetchError::Unreachable { location, reason },
+            ErrorKind::DigestMismatch { expected, found } => FetchError::Corrupt {
+                location,
+                reason: format!("content digest {found} differs from {expected}"),
+            },
+            ErrorKind::Status { status, .. } => FetchError::Status { location, status },
+            _ => FetchError::Io {
+                reason: e.to_string(),
+                location,
+            },
+        }
     }
 }
 

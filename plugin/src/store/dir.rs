@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 
-use super::{StoreError, TrustStore};
 use crate::io::{read_file, read_text_file, write_atomic};
 use crate::tuf::names::RoleName;
+use crate::tuf::state::{StoreError, TrustStore};
 
 const CLOCK_FILE: &str = ".pullguard-clock";
 /// The largest state file read: a role's metadata is never longer than the trust core's

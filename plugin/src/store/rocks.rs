@@ -9,8 +9,8 @@ use pullguard_cache::{
     Clock, Durability, HighWater, ScopedName, Store, TrustedMeta, TrustedRecord,
 };
 
-use super::{StoreError, TrustStore};
 use crate::tuf::names::RoleName;
+use crate::tuf::state::{StoreError, TrustStore};
 
 pub struct RocksTrustStore {
     db: Arc<Store>,
@@ -110,6 +110,14 @@ impl TrustStore for RocksTrustStore {
         Ok(self
             .db
             .put::<HighWater>(&self.key_for(target), &version, Durability::Synced)?)
+    }
+}
+
+impl From<pullguard_cache::Error> for StoreError {
+    fn from(e: pullguard_cache::Error) -> Self {
+        StoreError::Database {
+            source: Box::new(e),
+        }
     }
 }
 

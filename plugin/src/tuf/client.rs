@@ -10,8 +10,8 @@ use super::error::{Error, Result};
 use super::names::RoleName;
 use super::schema::{Root, TargetFile};
 use super::trusted::{check_hashes, check_length, TimestampUpdate, TrustedSet};
-use crate::source::{metadata_file_name, target_file_path, FetchError, MetadataSource};
-use crate::store::TrustStore;
+use crate::tuf::fetch::{metadata_file_name, target_file_path, FetchError, MetadataSource};
+use crate::tuf::state::TrustStore;
 
 /// Size and count limits (endless-data and graph-bomb defences).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

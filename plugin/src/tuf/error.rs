@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 
 use super::schema::{Expires, SchemaError};
 use super::verify::ThresholdError;
-use crate::source::FetchError;
-use crate::store::StoreError;
-use crate::verdict::ReasonCode;
+use crate::tuf::fetch::FetchError;
+use crate::tuf::state::StoreError;
+use crate::verdict::{ReasonCode, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -128,5 +128,11 @@ impl Error {
             Error::Store(_) => ReasonCode::Internal,
             Error::Usage(_) => ReasonCode::InvalidRequest,
         }
+    }
+}
+
+impl From<&Error> for Verdict {
+    fn from(e: &Error) -> Self {
+        Verdict::deny(e.reason(), e.to_string())
     }
 }

@@ -1,15 +1,18 @@
 //! The trust core: TUF metadata, canonical JSON, keys and thresholds, the client update
 //! workflow. No I/O happens here; it reaches the network and disk only through
-//! [`crate::source::MetadataSource`] and [`crate::store::TrustStore`].
+//! [`fetch::MetadataSource`] and [`state::TrustStore`], which it defines and adapters
+//! implement; it imports no adapter.
 
 pub mod cjson;
 pub mod client;
 pub mod error;
+pub mod fetch;
 pub mod keys;
 pub mod names;
 pub mod pattern;
 pub mod schema;
 pub mod signing;
+pub mod state;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;
 pub mod trusted;

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::names::RoleName;
 use super::signing::{sign_document, SigningKey};
-use crate::source::{metadata_file_name, target_file_path};
+use crate::tuf::fetch::{metadata_file_name, target_file_path};
 
 pub const ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
 

@@ -14,7 +14,7 @@ use super::error::{Error, Result};
 use super::names::RoleName;
 use super::schema::{Document, Envelope, MetaFile, Root, Snapshot, Targets, Timestamp};
 use super::verify::{check_threshold, RoleSpec};
-use crate::source::metadata_file_name;
+use crate::tuf::fetch::metadata_file_name;
 
 /// A document whose signatures met its role's threshold, with the exact bytes received.
 #[derive(Debug, Clone)]
