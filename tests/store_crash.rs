@@ -19,9 +19,10 @@ const ROLES: [&str; 3] = ["root", "timestamp", "snapshot"];
 const CHILD_ENV: &str = "PULLGUARD_CRASH_CHILD";
 
 fn bytes_for(role: &str, version: u64) -> Vec<u8> {
-    // Big enough that a torn write would show, distinct per role and version.
+    // Big enough that a torn write would show, distinct per role and version; shaped like
+    // metadata (`signed.version`), which a store may read its versions from.
     format!(
-        "{{\"role\":\"{role}\",\"version\":{version},\"pad\":\"{}\"}}",
+        "{{\"signed\":{{\"role\":\"{role}\",\"version\":{version}}},\"pad\":\"{}\"}}",
         "x".repeat(4096)
     )
     .into_bytes()
@@ -46,7 +47,7 @@ fn stored_version(store: &dyn TrustStore, role: &str) -> u64 {
     };
     let v: serde_json::Value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("{role}: stored bytes are not the JSON written: {e}"));
-    let version = v["version"].as_u64().expect("version");
+    let version = v["signed"]["version"].as_u64().expect("version");
     assert_eq!(
         bytes,
         bytes_for(role, version),

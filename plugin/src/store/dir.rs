@@ -67,9 +67,11 @@ impl DirStore {
     }
 
     /// Trusts `root` as the initial root (verified, self-signed by a threshold of its keys,
-    /// on the first refresh) and starts a new history of time.
+    /// on the first refresh) and starts a new history of time. This is the operator's
+    /// explicit reset of a state, so it replaces whatever root is stored, whatever its
+    /// version (the version rule of [`TrustStore::persist`] guards updates, not resets).
     pub fn install_root(&mut self, root: &[u8]) -> Result<(), StoreError> {
-        self.persist(&RoleName::root(), 1, root)?;
+        self.put(&RoleName::root(), 1, root)?;
         self.clear_clock()
     }
 
@@ -100,7 +102,29 @@ impl TrustStore for DirStore {
         }
     }
 
-    fn persist(&mut self, role: &RoleName, _version: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    /// Read from the stored document itself (`signed.version`): the layout keeps only the
+    /// bytes as received.
+    fn version(&self, role: &RoleName) -> Result<Option<u64>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Versioned {
+            signed: Signed,
+        }
+        #[derive(serde::Deserialize)]
+        struct Signed {
+            version: u64,
+        }
+        let Some(bytes) = self.load(role)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice::<Versioned>(&bytes)
+            .map(|v| Some(v.signed.version))
+            .map_err(|e| StoreError::Corrupt {
+                what: self.path_of(role).display().to_string(),
+                reason: format!("no readable signed.version: {e}"),
+            })
+    }
+
+    fn put(&mut self, role: &RoleName, _version: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path_of(role);
         write_atomic(&path, bytes).map_err(|e| io_error(&path, e))
     }
@@ -173,6 +197,40 @@ mod tests {
         store.remove(&odd).expect("remove");
         store.remove(&odd).expect("removing twice is fine");
         assert_eq!(store.load(&odd).expect("load"), None);
+    }
+
+    #[test]
+    fn a_lower_root_version_is_refused_as_in_every_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut store = DirStore::open(dir.path()).expect("open");
+        let root =
+            |v: u64| format!(r#"{{"signed":{{"_type":"root","version":{v}}},"signatures":[]}}"#);
+        store
+            .persist(&RoleName::root(), 3, root(3).as_bytes())
+            .expect("v3");
+        assert_eq!(store.version(&RoleName::root()).expect("version"), Some(3));
+        let err = store
+            .persist(&RoleName::root(), 2, root(2).as_bytes())
+            .expect_err("rollback");
+        assert!(
+            matches!(
+                err,
+                StoreError::Rollback {
+                    stored: 3,
+                    new: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.version(&RoleName::root()).expect("kept"), Some(3));
+        // Other roles follow the trust core's own checks (fast-forward recovery).
+        store
+            .persist(&RoleName::timestamp(), 1, root(1).as_bytes())
+            .expect("timestamp");
+        // An operator's explicit reset is not an update.
+        store.install_root(root(1).as_bytes()).expect("reset");
+        assert_eq!(store.version(&RoleName::root()).expect("reset"), Some(1));
     }
 
     #[test]

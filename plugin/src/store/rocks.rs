@@ -35,14 +35,6 @@ impl RocksTrustStore {
     fn key(&self, role: &RoleName) -> ScopedName {
         self.key_for(role.as_str())
     }
-
-    /// The trusted version of `role`, if any.
-    pub fn version(&self, role: &RoleName) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .db
-            .get::<TrustedMeta>(&self.key(role))?
-            .map(|r| r.version))
-    }
 }
 
 impl TrustStore for RocksTrustStore {
@@ -53,21 +45,15 @@ impl TrustStore for RocksTrustStore {
             .map(|r| r.bytes))
     }
 
-    fn persist(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<(), StoreError> {
+    fn version(&self, role: &RoleName) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .db
+            .get::<TrustedMeta>(&self.key(role))?
+            .map(|r| r.version))
+    }
+
+    fn put(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let key = self.key(role);
-        // Root versions never go back, not even through a fast-forward recovery: refuse here
-        // too, so a bug above cannot undo a root rotation.
-        if role == &RoleName::root() {
-            if let Some(stored) = self.db.get::<TrustedMeta>(&key)? {
-                if version < stored.version {
-                    return Err(StoreError::Rollback {
-                        role: role.to_string(),
-                        stored: stored.version,
-                        new: version,
-                    });
-                }
-            }
-        }
         let record = TrustedRecord {
             version,
             bytes: bytes.to_vec(),

@@ -33,8 +33,26 @@ pub enum StoreError {
 pub trait TrustStore {
     /// The bytes of `role`'s trusted metadata, if any.
     fn load(&self, role: &RoleName) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Makes `bytes` (version `version`) the trusted metadata of `role`.
-    fn persist(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// The version of `role`'s trusted metadata, if any.
+    fn version(&self, role: &RoleName) -> Result<Option<u64>, StoreError>;
+    /// Stores `bytes` (version `version`) as `role`'s trusted metadata (no checks: see
+    /// [`TrustStore::persist`]).
+    fn put(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<(), StoreError>;
+    /// Makes `bytes` (version `version`) the trusted metadata of `role`. Root versions never
+    /// go back, not even through a fast-forward recovery: every store refuses a lower one, so
+    /// a bug above cannot undo a root rotation.
+    fn persist(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        if role == &RoleName::root() {
+            if let Some(stored) = self.version(role)?.filter(|&stored| version < stored) {
+                return Err(StoreError::Rollback {
+                    role: role.to_string(),
+                    stored,
+                    new: version,
+                });
+            }
+        }
+        self.put(role, version, bytes)
+    }
     /// Forgets `role`'s trusted metadata (TUF 5.3.11, fast-forward attack recovery).
     fn remove(&mut self, role: &RoleName) -> Result<(), StoreError>;
     /// The highest wall-clock time ever recorded.
