@@ -23,7 +23,7 @@ use pullguard_plugin::tuf::fetch::{metadata_file_name, FetchError, MetadataSourc
 use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
 use pullguard_plugin::tuf::state::{StoreError, TrustStore};
 use pullguard_plugin::tuf::{Limits, RoleName, TrustedSet, Updater};
-use pullguard_plugin::verdict::{ReasonCode, Verdict};
+use pullguard_plugin::verdict::{one_line, ReasonCode, Verdict};
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -123,7 +123,7 @@ fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirSto
         // Bound to the scope after its first successful refresh (see `check`).
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(source) => {
-            return Err(StateError::Read {
+            return Err(StateError::Io {
                 path: marker,
                 source,
             })
@@ -143,11 +143,24 @@ fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirSto
                     source,
                 }
             })?;
-            TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| StateError::BadRoot {
-                path: root.to_path_buf(),
-                source: Box::new(source),
-            })?;
-            store.install_root(&bytes)?;
+            // The same root as last time: what is stored came from it (perhaps through
+            // root rotations already verified), so it stays.
+            let given = state.join(GIVEN_ROOT_MARKER);
+            let fingerprint = pullguard_plugin::registry::Digest::sha256_of(&bytes).to_string();
+            let same = read_text_file(&given, 4096).is_ok_and(|f| f.trim() == fingerprint);
+            if !(stored && same) {
+                TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| {
+                    StateError::BadRoot {
+                        path: root.to_path_buf(),
+                        source: Box::new(source),
+                    }
+                })?;
+                store.install_root(&bytes)?;
+                write_atomic(&given, fingerprint.as_bytes()).map_err(|source| StateError::Io {
+                    path: given.clone(),
+                    source,
+                })?;
+            }
         }
         None if stored => {}
         None => {
@@ -165,7 +178,7 @@ enum StateError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{}: {source}", path.display())]
-    Read {
+    Io {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -192,7 +205,7 @@ enum StateError {
 impl StateError {
     fn reason(&self) -> ReasonCode {
         match self {
-            StateError::Store(_) | StateError::Read { .. } => ReasonCode::Internal,
+            StateError::Store(_) | StateError::Io { .. } => ReasonCode::Internal,
             StateError::OtherScope { .. } => ReasonCode::InvalidRequest,
             StateError::NoRoot { .. } | StateError::RootUnreadable { .. } => {
                 ReasonCode::NoTrustRoot
@@ -210,10 +223,15 @@ fn report(checked: &Checked, shown: &str) -> bool {
         "" => shown,
         path => path,
     };
+    let what = match what {
+        "" => "\"\"",
+        w => w,
+    };
+    let (what, message) = (one_line(what), one_line(&v.message));
     if v.admitted {
-        println!("ADMIT {what}: {}", v.message);
+        println!("ADMIT {what}: {message}");
     } else {
-        println!("DENY {} {what}: {}", v.reason.as_str(), v.message);
+        println!("DENY {} {what}: {message}", v.reason.as_str());
     }
     v.admitted
 }
@@ -254,6 +272,8 @@ fn check<S: MetadataSource>(
 
 /// Names the scope whose trusted state a state directory holds.
 const SCOPE_MARKER: &str = ".pullguard-scope";
+/// The sha256 of the root last installed from `--root`, while no refresh has proven it.
+const GIVEN_ROOT_MARKER: &str = ".pullguard-given-root";
 
 fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore> {
     Updater::new(source, store, Limits::default())

@@ -1182,7 +1182,11 @@ fn referrer_pages_full_of_junk_keep_verify_small() {
     let fr = Fronted::new(Fixture::published(), std::time::Duration::ZERO, rule);
     let (out, cost) = fr.verify(&[]);
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stdout.starts_with("DENY "), "one verdict line\n{out}");
+    // The junk entries name manifests the registry does not have.
+    assert!(
+        out.stdout.starts_with("DENY unavailable app:1: ") && out.stdout.contains("not found"),
+        "{out}"
+    );
     assert!(
         cost.max_rss_kib < RSS_GOAL_KIB,
         "16 junk pages took {} KiB\n{out}",
@@ -1198,7 +1202,10 @@ fn a_junk_tag_schema_index_keeps_verify_small_and_a_junk_flood_is_named() {
     let fr = Fronted::new(f, std::time::Duration::ZERO, rule);
     let (out, cost) = fr.verify(&[]);
     assert_eq!(out.code, Some(1), "{out}");
-    assert!(out.stdout.starts_with("DENY "), "{out}");
+    assert!(
+        out.stdout.starts_with("DENY unavailable app:1: ") && out.stdout.contains("not found"),
+        "{out}"
+    );
     assert!(
         cost.max_rss_kib < RSS_GOAL_KIB,
         "a 4 MiB junk index took {} KiB\n{out}",
@@ -1209,7 +1216,28 @@ fn a_junk_tag_schema_index_keeps_verify_small_and_a_junk_flood_is_named() {
     let (out, _) = fr.verify(&[]);
     assert!(
         out.stdout
-            .starts_with("DENY malformed app:1: too many unreadable referrers: 1000 manifests"),
+            .starts_with("DENY malformed app:1: too many unreadable referrers: 1000 are listed"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_line_break_in_what_a_registry_says_cannot_forge_a_verdict_line() {
+    let rule: Arc<common::front::Rule> = Arc::new(|_: &str, path: &str| {
+        (path == "/v2/acme/trust/manifests/timestamp").then(|| {
+            let body = br#"{"errors":[{"code":"DENIED","message":"no\nADMIT app:1: forged"}]}"#;
+            (403, Vec::new(), body.to_vec())
+        })
+    });
+    let fr = Fronted::new(Fixture::published(), std::time::Duration::ZERO, rule);
+    let (out, _) = fr.verify(&[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.stdout.lines().count(), 1, "one verdict line\n{out}");
+    assert!(
+        out.stdout.starts_with("DENY unavailable app:1: ")
+            && out
+                .stdout
+                .contains("access denied (DENIED: no\\nADMIT app:1: forged)"),
         "{out}"
     );
 }
@@ -1226,12 +1254,12 @@ fn a_registry_that_answers_late_gets_unavailable_within_the_deadline() {
         out.stdout.starts_with("DENY unavailable app:1: ")
             && out
                 .stdout
-                .contains("deadline of 2 s for the whole verification")
+                .contains("deadline of 2 s for the whole operation")
             && out.stdout.contains("GET /v2/"),
         "the slow step is named\n{out}"
     );
     assert!(
-        cost.wall < std::time::Duration::from_millis(3500),
+        cost.wall < std::time::Duration::from_secs(4),
         "took {:?}\n{out}",
         cost.wall
     );
@@ -1340,6 +1368,14 @@ fn bad_local_input_gets_one_verdict_line_with_its_cause() {
     let out = line(&file_state);
     assert!(out.stdout.starts_with("DENY internal app:1: "), "{out}");
     assert_eq!(out.stdout.matches("is not a directory").count(), 1, "{out}");
+    // No reference at all: still a named place in the line.
+    let mut empty = args.clone();
+    empty[1] = String::new();
+    let out = line(&empty);
+    assert!(
+        out.stdout.starts_with("DENY invalid_request \"\": "),
+        "{out}"
+    );
     // Outside the scope: the reference is named where the path would be.
     let mut outside = args.clone();
     outside[1] = format!("{}/elsewhere/app:1", f.registry.host);

@@ -44,9 +44,11 @@ impl SignatureSource for Registry {
             .deadline()
             .unwrap_or_else(|| Deadline::after(self.timeout()));
         let registry = self.with_deadline(deadline);
-        let (mut referrers, _) = registry.referrers(repo, digest, None)?;
+        let found = registry.referrers(repo, digest, None)?;
+        let listed = found.listed;
+        let mut referrers = found.entries;
         referrers.retain(|d| d.media_type == MEDIA_TYPE_IMAGE_MANIFEST);
-        let listed = referrers.len();
+        let to_read = referrers.len().min(REFERRERS_READ_MAX);
         // Newest first (a tag-schema index grows at its end), claimed signatures before
         // anything else: a crowd of old or junk entries cannot push the newest signature out.
         referrers.reverse();
@@ -54,18 +56,21 @@ impl SignatureSource for Registry {
         referrers.truncate(REFERRERS_READ_MAX);
         let mut out = Vec::new();
         let mut missing = 0;
-        for d in referrers {
+        for (read, d) in referrers.into_iter().enumerate() {
             if deadline.has_passed() {
+                let cut = FetchError::DeadlineExceeded {
+                    location: format!(
+                        "registry {}: the referrers of {repo}@{digest} ({read} of {to_read} read)",
+                        self.host()
+                    ),
+                    budget: deadline.budget(),
+                };
                 if out.is_empty() {
-                    return Err(FetchError::DeadlineExceeded {
-                        location: format!(
-                            "registry {}: the referrers of {repo}@{digest}",
-                            self.host()
-                        ),
-                        budget: deadline.budget(),
-                    });
+                    return Err(cut);
                 }
-                break; // judge what was read in time
+                // Judge what was read in time; if that admits nothing, the cut is why.
+                out.push(Err((cut.reason(), cut.to_string())));
+                break;
             }
             let manifest = match registry.get_manifest(
                 repo,
@@ -107,11 +112,11 @@ impl SignatureSource for Registry {
         }
         // A listing whose entries the registry itself does not have, more of them than are
         // read: the cause is the listing, not any one missing manifest.
-        if missing > 0 && missing == out.len() && listed > REFERRERS_READ_MAX {
+        if missing > 0 && missing == out.len() && to_read < listed {
             return Ok(vec![Err((
                 ReasonCode::Malformed,
                 format!(
-                    "too many unreadable referrers: {listed} manifests are listed as attached to {repo}@{digest}; the {missing} read first do not exist in the registry, and the rest were not read"
+                    "too many unreadable referrers: {listed} are listed as attached to {repo}@{digest}; the {missing} read first do not exist in the registry, and the rest were not read"
                 ),
             ))]);
         }
@@ -328,8 +333,11 @@ fn failure_rank(r: ReasonCode) -> u8 {
         ReasonCode::ThresholdNotMet => 3,
         ReasonCode::DigestMismatch => 4,
         ReasonCode::LengthMismatch => 5,
-        ReasonCode::Malformed => 6,
-        _ => 7,
+        // A registry that did not answer in time, or at all, may have held back the
+        // signature that would admit: that says more than a junk entry beside it.
+        ReasonCode::Unavailable => 6,
+        ReasonCode::Malformed => 7,
+        _ => 8,
     }
 }
 

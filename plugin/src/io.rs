@@ -61,6 +61,15 @@ pub fn read_capped(
 /// ends, such as `/dev/zero`) is an error of kind [`ErrorKind::FileTooLarge`] after reading
 /// one byte past the limit, never an allocation of the whole thing.
 pub fn read_file(path: &Path, max_len: u64) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileTypeExt;
+    // Opening a named pipe or a socket would wait for a writer that may never come.
+    let kind = fs::metadata(path)?.file_type();
+    if kind.is_fifo() || kind.is_socket() {
+        return Err(std::io::Error::new(
+            ErrorKind::InvalidInput,
+            "is a named pipe or a socket, not a file",
+        ));
+    }
     let file = fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(max_len.saturating_add(1))
@@ -219,6 +228,14 @@ mod tests {
         );
         fs::write(&path, [0xff, 0xfe]).expect("write");
         assert!(read_text_file(&path, 5).is_err());
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo");
+        assert!(made.success());
+        let err = read_file(&fifo, 5).expect_err("a pipe");
+        assert!(err.to_string().contains("named pipe"), "{err}");
     }
 
     #[test]

@@ -155,9 +155,37 @@ impl Verdict {
     }
 }
 
+/// `text` on one line: control characters (a line break a registry put into an error
+/// message or a media type, say) are written as escapes, so that one verdict is always one
+/// line, whatever the parts of its message came from.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_is_one_line_whatever_it_holds() {
+        assert_eq!(one_line("plain: text ü"), "plain: text ü");
+        assert_eq!(
+            one_line("bad\nADMIT app:1: forged\r\u{1b}[2K"),
+            "bad\\nADMIT app:1: forged\\r\\u{1b}[2K"
+        );
+        assert_eq!(one_line("a\u{85}b"), "a\\u{85}b");
+    }
 
     #[test]
     fn reason_codes_round_trip_and_are_unique() {

@@ -19,16 +19,16 @@ use sha2::{Digest as _, Sha256};
 use crate::io::{read_file, write_atomic};
 use crate::registry::reference::check_tag;
 use crate::registry::Scope;
-
-/// The largest working-copy files read: the repository's own settings, and a metadata
-/// document (never longer than the trust core's absolute cap, [`crate::tuf::Limits::hard_max`]).
-const CONFIG_FILE_MAX: u64 = 1024 * 1024;
-const METADATA_FILE_MAX: u64 = 64 * 1024 * 1024;
 use crate::tuf::names::RoleName;
 use crate::tuf::pattern;
 use crate::tuf::schema::Key;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 use crate::tuf::verify::{check_threshold, RoleSpec};
+
+/// The largest working-copy files read: the repository's own settings, and a metadata
+/// document (never longer than the trust core's absolute cap, [`crate::tuf::Limits::hard_max`]).
+const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+const METADATA_FILE_MAX: u64 = 64 * 1024 * 1024;
 
 mod policy;
 mod rotate;
@@ -333,7 +333,7 @@ impl Workspace {
         let Some((v, bytes)) = self.current(role)? else {
             return Ok(None);
         };
-        let mut env: Value = serde_json::from_slice(&bytes)
+        let mut env = crate::tuf::cjson::parse_unique(&bytes)
             .map_err(|e| RepoError::Invalid(format!("{role} v{v}: {e}")))?;
         let signed = env
             .get_mut("signed")
@@ -893,7 +893,7 @@ impl Workspace {
 }
 
 fn version_of(bytes: &[u8]) -> Result<u64, String> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    let v = crate::tuf::cjson::parse_unique(bytes).map_err(|e| e.to_string())?;
     v["signed"]["version"]
         .as_u64()
         .ok_or_else(|| "no signed.version".to_string())

@@ -58,7 +58,9 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "registry {}: {}: ", self.registry, self.request)?;
         match &self.kind {
+            ErrorKind::Unauthorized { detail } if detail.is_empty() => write!(f, "unauthorised"),
             ErrorKind::Unauthorized { detail } => write!(f, "unauthorised ({detail})"),
+            ErrorKind::Denied { detail } if detail.is_empty() => write!(f, "access denied"),
             ErrorKind::Denied { detail } => write!(f, "access denied ({detail})"),
             ErrorKind::NotFound => write!(f, "not found"),
             ErrorKind::RateLimited {
@@ -69,7 +71,7 @@ impl fmt::Display for RegistryError {
             ErrorKind::Timeout => write!(f, "timed out"),
             ErrorKind::DeadlineExceeded { budget } => write!(
                 f,
-                "still unanswered when the deadline of {} s for the whole verification ran out",
+                "still unanswered when the deadline of {} s for the whole operation ran out",
                 budget.as_secs_f64()
             ),
             ErrorKind::TooLarge { limit } => {

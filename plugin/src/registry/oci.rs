@@ -161,24 +161,75 @@ impl ImageIndex {
 }
 
 /// One entry of a referrers listing (the referrers API's index, or the tag-schema index),
-/// as far as pullguard reads it: which manifest, and what it claims to be.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// as far as pullguard keeps it: which manifest, and what it claims to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Referrer {
-    #[serde(rename = "mediaType")]
     pub media_type: String,
     pub digest: Digest,
-    #[serde(rename = "artifactType", default)]
     pub artifact_type: Option<String>,
 }
 
-/// A referrers listing: an image index of which only the entries' [`Referrer`] fields are
-/// read.
+impl Referrer {
+    /// The entry, unless its media type or artifact type is longer than any media type can
+    /// be (such an entry is not anybody's referrer, only junk).
+    pub fn from_listed(listed: ListedReferrer) -> Option<Referrer> {
+        let artifact_type = match listed.artifact_type {
+            None => None,
+            Some(BoundedMediaType(None)) => return None,
+            Some(BoundedMediaType(t)) => t,
+        };
+        Some(Referrer {
+            media_type: listed.media_type.0?,
+            digest: listed.digest,
+            artifact_type,
+        })
+    }
+}
+
+/// A referrers listing: an image index of which only each entry's media type, digest and
+/// artifact type are read.
 #[derive(Debug, Deserialize)]
 pub struct ReferrersListing {
     #[serde(rename = "schemaVersion")]
     pub schema_version: u32,
     #[serde(default)]
-    pub manifests: Vec<Referrer>,
+    pub manifests: Vec<ListedReferrer>,
+}
+
+/// An entry of a [`ReferrersListing`] as parsed; see [`Referrer::from_listed`].
+#[derive(Debug, Deserialize)]
+pub struct ListedReferrer {
+    #[serde(rename = "mediaType")]
+    media_type: BoundedMediaType,
+    digest: Digest,
+    #[serde(rename = "artifactType", default)]
+    artifact_type: Option<BoundedMediaType>,
+}
+
+/// RFC 6838 4.2: type and subtype names are at most 127 characters each.
+pub const MEDIA_TYPE_MAX: usize = 255;
+
+/// A media type string, kept only when it is no longer than [`MEDIA_TYPE_MAX`] (`None`
+/// otherwise): what a listing entry holds stays small whatever a registry sends.
+#[derive(Debug)]
+pub struct BoundedMediaType(Option<String>);
+
+impl<'de> Deserialize<'de> for BoundedMediaType {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = BoundedMediaType;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a media type string")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<BoundedMediaType, E> {
+                Ok(BoundedMediaType(
+                    (v.len() <= MEDIA_TYPE_MAX).then(|| v.to_string()),
+                ))
+            }
+        }
+        d.deserialize_str(Visitor)
+    }
 }
 
 /// The media type a manifest declares in its body (`mediaType`), if any.
@@ -222,14 +273,36 @@ mod tests {
             d.digest
         );
         let listing: ReferrersListing = serde_json::from_str(&text).expect("listing");
+        let kept: Vec<Referrer> = listing
+            .manifests
+            .into_iter()
+            .filter_map(Referrer::from_listed)
+            .collect();
         assert_eq!(
-            listing.manifests,
+            kept,
             vec![Referrer {
                 media_type: MEDIA_TYPE_IMAGE_MANIFEST.into(),
-                digest: d.digest,
+                digest: d.digest.clone(),
                 artifact_type: Some("a/b".into()),
             }]
         );
+        // A media type or artifact type longer than any media type: the entry is junk.
+        let huge = "x".repeat(4 * 1024 * 1024);
+        for (media_type, artifact_type) in [
+            (huge.as_str(), "a/b"),
+            (MEDIA_TYPE_IMAGE_MANIFEST, huge.as_str()),
+        ] {
+            let long = format!(
+                r#"{{"schemaVersion":2,"manifests":[{{"mediaType":"{media_type}","digest":"{}","size":3,"artifactType":"{artifact_type}"}}]}}"#,
+                d.digest
+            );
+            let listing: ReferrersListing = serde_json::from_str(&long).expect("listing");
+            assert_eq!(listing.manifests.len(), 1);
+            assert!(listing
+                .manifests
+                .into_iter()
+                .all(|l| Referrer::from_listed(l).is_none()));
+        }
         // Annotations are strings (image spec): anything else is not an OCI document.
         let bad = r#"{"schemaVersion":2,"manifests":[],"annotations":{"k":1}}"#;
         assert!(serde_json::from_str::<ImageIndex>(bad).is_err());
@@ -285,7 +358,12 @@ mod tests {
             "oci-spec keeps {kept} bytes of annotations"
         );
         let ours: ReferrersListing = serde_json::from_str(&page).expect("ours");
-        assert_eq!(ours.manifests.len(), 1);
-        assert_eq!(ours.manifests[0].digest, d.digest);
+        let kept: Vec<Referrer> = ours
+            .manifests
+            .into_iter()
+            .filter_map(Referrer::from_listed)
+            .collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].digest, d.digest);
     }
 }

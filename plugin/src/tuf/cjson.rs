@@ -34,6 +34,77 @@ pub fn parse_unique(bytes: &[u8]) -> Result<Value, ParseError> {
         .map_err(|e| ParseError::Json(e.to_string()))
 }
 
+/// Checks that no object in `bytes` names a key twice, keeping nothing but the keys of the
+/// objects being read: for large documents that are then parsed into typed values (an
+/// offline bundle of up to 256 MiB), where a whole [`Value`] would cost several times the
+/// document.
+pub fn check_unique_keys(bytes: &[u8]) -> Result<(), ParseError> {
+    serde_json::from_slice::<UniqueKeys>(bytes)
+        .map(|_| ())
+        .map_err(|e| ParseError::Json(e.to_string()))
+}
+
+/// Nothing of a JSON value, once its objects have been found to have unique keys.
+struct UniqueKeys;
+
+impl<'de> serde::Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<UniqueKeys, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom(
+                    "a key appears twice in one object",
+                ));
+            }
+            map.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
+    }
+}
+
 /// A JSON value whose objects have unique keys.
 struct Unique(Value);
 
@@ -229,5 +300,8 @@ mod tests {
             assert!(err.to_string().contains("appears twice"), "{doc}: {err}");
         }
         assert!(parse_unique(b"{not json").is_err());
+        assert!(check_unique_keys(br#"{"a": [{"b": 1}, {"b": 2}], "c": {"b": 3}}"#).is_ok());
+        assert!(check_unique_keys(br#"{"a": [{"b": 1, "b": 2}]}"#).is_err());
+        assert!(check_unique_keys(br#"{"a": 1, "\u0061": 2}"#).is_err());
     }
 }

@@ -19,7 +19,7 @@ pub enum FetchError {
     #[error("{location} timed out")]
     Timeout { location: String },
     /// The deadline of the whole operation (one verification) ran out at `location`.
-    #[error("{location}: still unanswered when the deadline of {} s for the whole verification ran out", budget.as_secs_f64())]
+    #[error("{location}: still unanswered when the deadline of {} s for the whole operation ran out", budget.as_secs_f64())]
     DeadlineExceeded {
         location: String,
         budget: std::time::Duration,
