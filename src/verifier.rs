@@ -12,17 +12,17 @@ use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{Bundle, BundledImage};
 use pullguard_plugin::config::Config;
 use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
-use pullguard_plugin::io::{error_chain, read_file, read_text_file, write_atomic, Deadline};
+use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
 use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
 use pullguard_plugin::registry::{ImageRef, Registry, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
 use pullguard_plugin::store::dir::DirStore;
+use pullguard_plugin::store::scoped::{self, ScopeError};
 use pullguard_plugin::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
 use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
-use pullguard_plugin::tuf::state::{StoreError, TrustStore};
-use pullguard_plugin::tuf::{Limits, RoleName, TrustedSet, Updater};
+use pullguard_plugin::tuf::{Limits, RoleName, Updater};
 use pullguard_plugin::verdict::{one_line, ReasonCode, Verdict};
 
 #[derive(Debug, Args)]
@@ -100,121 +100,6 @@ pub enum BundleCommand {
     },
 }
 
-/// Opens the trusted state of `scope` in `state`. A state directory belongs to one scope
-/// (recorded in `.pullguard-scope`): using it for another is refused, never mixed.
-///
-/// A root given with `--root` is checked (well-formed, signed by a threshold of its own
-/// root keys) before it is installed. Until a refresh has proven the stored root against the
-/// scope's metadata, a given root replaces it: one wrong `--root` (garbage, or another
-/// scope's root) never locks a new state directory out. Once proven, the stored root (which
-/// may have been rotated since) is kept and `--root` is not used.
-fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore, StateError> {
-    let mut store = DirStore::open(state)?;
-    let marker = state.join(SCOPE_MARKER);
-    let bound = match read_text_file(&marker, 4096) {
-        Ok(recorded) if recorded.trim() != scope.to_string() => {
-            return Err(StateError::OtherScope {
-                state: state.to_path_buf(),
-                recorded: recorded.trim().to_string(),
-                scope: scope.to_string(),
-            })
-        }
-        Ok(_) => true,
-        // Bound to the scope after its first successful refresh (see `check`).
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-        Err(source) => {
-            return Err(StateError::Io {
-                path: marker,
-                source,
-            })
-        }
-    };
-    let proven = bound || store.load(&RoleName::timestamp())?.is_some();
-    let stored = store.load(&RoleName::root())?.is_some();
-    match root {
-        Some(_) if proven => eprintln!(
-            "note: {} already trusts a root (it may have been rotated since); --root is not used",
-            state.display()
-        ),
-        Some(root) => {
-            let bytes = read_file(root, Limits::default().root_max).map_err(|source| {
-                StateError::RootUnreadable {
-                    path: root.to_path_buf(),
-                    source,
-                }
-            })?;
-            // The same root as last time: what is stored came from it (perhaps through
-            // root rotations already verified), so it stays.
-            let given = state.join(GIVEN_ROOT_MARKER);
-            let fingerprint = pullguard_plugin::registry::Digest::sha256_of(&bytes).to_string();
-            let same = read_text_file(&given, 4096).is_ok_and(|f| f.trim() == fingerprint);
-            if !(stored && same) {
-                TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| {
-                    StateError::BadRoot {
-                        path: root.to_path_buf(),
-                        source: Box::new(source),
-                    }
-                })?;
-                store.install_root(&bytes)?;
-                write_atomic(&given, fingerprint.as_bytes()).map_err(|source| StateError::Io {
-                    path: given.clone(),
-                    source,
-                })?;
-            }
-        }
-        None if stored => {}
-        None => {
-            return Err(StateError::NoRoot {
-                state: state.to_path_buf(),
-            })
-        }
-    }
-    Ok(store)
-}
-
-/// Why a state directory could not be used for a check.
-#[derive(Debug, thiserror::Error)]
-enum StateError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{} holds the trusted state of scope {recorded}, not {scope}", state.display())]
-    OtherScope {
-        state: PathBuf,
-        recorded: String,
-        scope: String,
-    },
-    #[error("{}: {source}", path.display())]
-    RootUnreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{} has no trusted root yet: pass the scope's root with --root", state.display())]
-    NoRoot { state: PathBuf },
-    #[error("{} is not a usable trust root (nothing was installed): {source}", path.display())]
-    BadRoot {
-        path: PathBuf,
-        source: Box<pullguard_plugin::tuf::Error>,
-    },
-}
-
-impl StateError {
-    fn reason(&self) -> ReasonCode {
-        match self {
-            StateError::Store(_) | StateError::Io { .. } => ReasonCode::Internal,
-            StateError::OtherScope { .. } => ReasonCode::InvalidRequest,
-            StateError::NoRoot { .. } | StateError::RootUnreadable { .. } => {
-                ReasonCode::NoTrustRoot
-            }
-            StateError::BadRoot { source, .. } => source.reason(),
-        }
-    }
-}
-
 /// Prints the one verdict line of a check: `ADMIT <path>: …` or `DENY <reason> <path>: …`,
 /// where the path is the image's target path in the scope, else `shown`.
 fn report(checked: &Checked, shown: &str) -> bool {
@@ -250,6 +135,18 @@ fn scope_of(s: &str) -> Result<Scope> {
     s.parse().map_err(|e: String| anyhow!(e))
 }
 
+/// [`scoped::open`], saying so when a given root is not used.
+fn open_state(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<DirStore, ScopeError> {
+    let opened = scoped::open(state, root, scope)?;
+    if opened.root_not_used {
+        eprintln!(
+            "note: {} already trusts a root (it may have been rotated since); --root is not used",
+            state.display()
+        );
+    }
+    Ok(opened.store)
+}
+
 fn check<S: MetadataSource>(
     updater: &mut Updater<S, DirStore>,
     signatures: &dyn SignatureSource,
@@ -258,22 +155,11 @@ fn check<S: MetadataSource>(
 ) -> Checked {
     let checked = verify_image(updater, signatures, scope, image, Utc::now());
     // Once a refresh for this scope succeeded, the state directory belongs to it.
-    let store = updater.store();
-    if let Ok(Some(_)) = store.load(&RoleName::timestamp()) {
-        let marker = store.dir().join(SCOPE_MARKER);
-        if !marker.exists() {
-            if let Err(e) = write_atomic(&marker, scope.to_string().as_bytes()) {
-                eprintln!("warning: {}: {e}", marker.display());
-            }
-        }
+    if let Err(e) = scoped::bind_after_refresh(updater.store(), scope) {
+        eprintln!("warning: {e}");
     }
     checked
 }
-
-/// Names the scope whose trusted state a state directory holds.
-const SCOPE_MARKER: &str = ".pullguard-scope";
-/// The sha256 of the root last installed from `--root`, while no refresh has proven it.
-const GIVEN_ROOT_MARKER: &str = ".pullguard-given-root";
 
 fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore> {
     Updater::new(source, store, Limits::default())
