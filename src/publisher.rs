@@ -463,11 +463,14 @@ fn sign_one(
     let Some(repo) = scope.relative_repository(&image) else {
         bail!("{image} is not inside scope {scope}");
     };
-    // A tag is signed as `repo:tag`; a reference with only a digest as the pin `repo@digest`.
-    let (target, reference, tags): (String, String, Vec<&str>) = match (image.tag(), image.digest())
-    {
-        (Some(tag), _) => (format!("{repo}:{tag}"), tag.to_string(), vec![tag]),
-        (None, Some(d)) => (format!("{repo}@{d}"), d.to_string(), Vec::new()),
+    // A tag is signed as `repo:tag`; a reference with only a digest as the pin `repo@digest`
+    // (the scope's own rule, as a node derives it).
+    let target = scope
+        .target_path(&image)
+        .ok_or_else(|| anyhow!("{image}: a tag or a digest is needed"))?;
+    let (reference, tags): (String, Vec<&str>) = match (image.tag(), image.digest()) {
+        (Some(tag), _) => (tag.to_string(), vec![tag]),
+        (None, Some(d)) => (d.to_string(), Vec::new()),
         (None, None) => bail!("{image}: a tag or a digest is needed"),
     };
     let role = ws.responsible_role(&target)?;

@@ -9,20 +9,19 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
-use pullguard_plugin::bundle::{Bundle, BundledImage};
+use pullguard_plugin::bundle::{export, Bundle};
 use pullguard_plugin::config::Config;
 use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
 use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
 use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
-use pullguard_plugin::registry::{ImageRef, Registry, Scope};
+use pullguard_plugin::registry::{ImageRef, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
 use pullguard_plugin::store::dir::DirStore;
 use pullguard_plugin::store::scoped::{self, ScopeError};
-use pullguard_plugin::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
-use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
-use pullguard_plugin::tuf::{Limits, RoleName, Updater};
+use pullguard_plugin::tuf::fetch::{FetchError, MetadataSource};
+use pullguard_plugin::tuf::{Limits, Updater};
 use pullguard_plugin::verdict::{one_line, ReasonCode, Verdict};
 
 #[derive(Debug, Args)]
@@ -289,7 +288,18 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
             if let Some(repo) = &trust_repository {
                 source = source.with_trust_repository(repo);
             }
-            let bundle = export(&source, &registry, &scope, &images)?;
+            let images = images
+                .iter()
+                .map(|i| i.parse::<ImageRef>().map_err(|e: String| anyhow!(e)))
+                .collect::<Result<Vec<_>>>()?;
+            let (bundle, left_out) = export(&source, &registry, &scope, &images)?;
+            // Said here: the importing side would only see them missing.
+            for (image, reason, message) in left_out {
+                eprintln!(
+                    "warning: a signature of {image} is not bundled ({}): {message}",
+                    reason.as_str()
+                );
+            }
             let bytes = bundle.to_vec().map_err(|e| anyhow!(e))?;
             write_atomic(&out, &bytes).with_context(|| out.display().to_string())?;
             println!(
@@ -334,88 +344,4 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
             Ok(all_ok)
         }
     }
-}
-
-/// Reads the current metadata (every root version, then timestamp, snapshot and the targets
-/// roles the snapshot lists) and each image's signatures. Nothing is trusted here: the
-/// importing side verifies it all.
-fn export(
-    source: &OciSource,
-    registry: &Arc<Registry>,
-    scope: &Scope,
-    images: &[String],
-) -> Result<Bundle> {
-    let limits = Limits::default();
-    let mut bundle = Bundle::new(&scope.to_string());
-    let root = RoleName::root();
-    for version in 1..=limits.max_root_rotations + 1 {
-        match source.fetch_metadata(&root, Some(version), limits.root_max) {
-            Ok(bytes) => bundle
-                .add_metadata(&metadata_file_name(&root, Some(version)), bytes)
-                .map_err(|e| anyhow!(e))?,
-            Err(e) if e.is_not_found() => break,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let ts_bytes = source.fetch_metadata(&RoleName::timestamp(), None, limits.timestamp_max)?;
-    let ts = Envelope::<Timestamp>::from_slice(&ts_bytes).map_err(|e| anyhow!("timestamp: {e}"))?;
-    let snapshot_version = ts.signed.snapshot_meta().version.get();
-    bundle
-        .add_metadata("timestamp.json", ts_bytes)
-        .map_err(|e| anyhow!(e))?;
-    let snap_bytes = source.fetch_metadata(
-        &RoleName::snapshot(),
-        Some(snapshot_version),
-        limits.snapshot_max,
-    )?;
-    let snap =
-        Envelope::<Snapshot>::from_slice(&snap_bytes).map_err(|e| anyhow!("snapshot: {e}"))?;
-    bundle
-        .add_metadata(
-            &metadata_file_name(&RoleName::snapshot(), Some(snapshot_version)),
-            snap_bytes,
-        )
-        .map_err(|e| anyhow!(e))?;
-    for (file, meta) in &snap.signed.meta {
-        let role = RoleName::new(file.trim_end_matches(".json")).map_err(|e| anyhow!(e))?;
-        let v = meta.version.get();
-        let bytes = source.fetch_metadata(&role, Some(v), limits.targets_max)?;
-        bundle
-            .add_metadata(&metadata_file_name(&role, Some(v)), bytes)
-            .map_err(|e| anyhow!(e))?;
-    }
-    for reference in images {
-        let image: ImageRef = reference.parse().map_err(|e: String| anyhow!(e))?;
-        let digest = match image.digest() {
-            Some(d) => d.clone(),
-            None => registry
-                .resolve(
-                    image.repository(),
-                    image.tag().unwrap_or_default(),
-                    &IMAGE_MEDIA_TYPES,
-                )?
-                .ok_or_else(|| anyhow!("{image} does not exist in the registry"))?,
-        };
-        let mut signatures = Vec::new();
-        for read in registry.signatures(image.repository(), &digest)? {
-            match read {
-                Ok(b) => signatures.push(
-                    String::from_utf8(b)
-                        .map_err(|_| anyhow!("a signature of {image} is not UTF-8"))?,
-                ),
-                // Left out, and said so: the importing side would only see it missing.
-                Err((reason, message)) => eprintln!(
-                    "warning: a signature of {image} is not bundled ({}): {message}",
-                    reason.as_str()
-                ),
-            }
-        }
-        bundle.images.push(BundledImage {
-            reference: reference.split('@').next().unwrap_or(reference).to_string(),
-            digest,
-            repository: image.repository().to_string(),
-            signatures,
-        });
-    }
-    Ok(bundle)
 }

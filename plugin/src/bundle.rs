@@ -8,9 +8,13 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::image::{SignatureRead, SignatureSource};
-use crate::registry::Digest;
+use crate::registry::oci::IMAGE_MEDIA_TYPES;
+use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
 use crate::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
+use crate::tuf::schema::{Envelope, SchemaError, Snapshot, Timestamp};
+use crate::tuf::Limits;
+use crate::verdict::ReasonCode;
 
 pub const FORMAT: &str = "pullguard-bundle/1";
 /// No bundle larger than this is read.
@@ -118,6 +122,144 @@ impl SignatureSource for Bundle {
             .flat_map(|i| i.signatures.iter().map(|s| Ok(s.as_bytes().to_vec())))
             .collect())
     }
+}
+
+/// Why a bundle could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{file}: {source}")]
+    Fetch { file: String, source: FetchError },
+    #[error("{file} is malformed: {source}")]
+    Malformed { file: String, source: SchemaError },
+    #[error("{file}: {reason}")]
+    NotText { file: String, reason: String },
+    #[error("{image}: {source}")]
+    Registry {
+        image: String,
+        source: RegistryError,
+    },
+    #[error("{image} does not exist in the registry")]
+    NoSuchImage { image: String },
+    #[error("the snapshot lists `{file}`, which is not a role's metadata file: {reason}")]
+    BadRole { file: String, reason: String },
+}
+
+/// A signature left out of a bundle (it could not be read): the image, and why.
+pub type LeftOut = (String, ReasonCode, String);
+
+/// Reads a scope's current metadata from `source` (every root version, then timestamp,
+/// snapshot and the targets roles the snapshot lists) and the signatures of each image
+/// from `registry`, into one bundle. Nothing is trusted here: the importing side verifies
+/// it all. Signatures that cannot be read are left out and listed.
+pub fn export(
+    source: &dyn MetadataSource,
+    registry: &Registry,
+    scope: &Scope,
+    images: &[ImageRef],
+) -> Result<(Bundle, Vec<LeftOut>), ExportError> {
+    let limits = Limits::default();
+    let mut bundle = Bundle::new(&scope.to_string());
+    let fetch = |role: &RoleName, version: Option<u64>, max: u64| {
+        let file = metadata_file_name(role, version);
+        source
+            .fetch_metadata(role, version, max)
+            .map_err(|source| ExportError::Fetch {
+                file: file.clone(),
+                source,
+            })
+            .map(|bytes| (file, bytes))
+    };
+    let add = |bundle: &mut Bundle, file: &str, bytes: Vec<u8>| {
+        bundle
+            .add_metadata(file, bytes)
+            .map_err(|reason| ExportError::NotText {
+                file: file.to_string(),
+                reason,
+            })
+    };
+    let root = RoleName::root();
+    for version in 1..=limits.max_root_rotations.saturating_add(1) {
+        match fetch(&root, Some(version), limits.root_max) {
+            Ok((file, bytes)) => add(&mut bundle, &file, bytes)?,
+            Err(ExportError::Fetch { source, .. }) if source.is_not_found() => break,
+            Err(e) => return Err(e),
+        }
+    }
+    let (file, ts_bytes) = fetch(&RoleName::timestamp(), None, limits.timestamp_max)?;
+    let ts =
+        Envelope::<Timestamp>::from_slice(&ts_bytes).map_err(|source| ExportError::Malformed {
+            file: file.clone(),
+            source,
+        })?;
+    let snapshot_version = ts.signed.snapshot_meta().version.get();
+    add(&mut bundle, &file, ts_bytes)?;
+    let (file, snap_bytes) = fetch(
+        &RoleName::snapshot(),
+        Some(snapshot_version),
+        limits.snapshot_max,
+    )?;
+    let snap =
+        Envelope::<Snapshot>::from_slice(&snap_bytes).map_err(|source| ExportError::Malformed {
+            file: file.clone(),
+            source,
+        })?;
+    add(&mut bundle, &file, snap_bytes)?;
+    for (listed, meta) in &snap.signed.meta {
+        let role = RoleName::new(listed.trim_end_matches(".json")).map_err(|reason| {
+            ExportError::BadRole {
+                file: listed.clone(),
+                reason,
+            }
+        })?;
+        let (file, bytes) = fetch(&role, Some(meta.version.get()), limits.targets_max)?;
+        add(&mut bundle, &file, bytes)?;
+    }
+    let mut left_out = Vec::new();
+    for image in images {
+        let shown = image.to_string();
+        let registry_error = |source| ExportError::Registry {
+            image: shown.clone(),
+            source,
+        };
+        let digest = match image.digest() {
+            Some(d) => d.clone(),
+            None => registry
+                .resolve(
+                    image.repository(),
+                    image.tag().unwrap_or_default(),
+                    &IMAGE_MEDIA_TYPES,
+                )
+                .map_err(registry_error)?
+                .ok_or_else(|| ExportError::NoSuchImage {
+                    image: shown.clone(),
+                })?,
+        };
+        let mut signatures = Vec::new();
+        let reads = registry
+            .signatures(image.repository(), &digest)
+            .map_err(|source| ExportError::Fetch {
+                file: format!("the signatures of {shown}"),
+                source,
+            })?;
+        for read in reads {
+            match read.map(String::from_utf8) {
+                Ok(Ok(text)) => signatures.push(text),
+                Ok(Err(_)) => left_out.push((
+                    shown.clone(),
+                    ReasonCode::Malformed,
+                    "it is not UTF-8".to_string(),
+                )),
+                Err((reason, message)) => left_out.push((shown.clone(), reason, message)),
+            }
+        }
+        bundle.images.push(BundledImage {
+            reference: shown.split('@').next().unwrap_or(&shown).to_string(),
+            digest,
+            repository: image.repository().to_string(),
+            signatures,
+        });
+    }
+    Ok((bundle, left_out))
 }
 
 #[cfg(test)]
