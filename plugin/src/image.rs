@@ -1,132 +1,22 @@
-//! Verifying one image against a scope's trust data (DESIGN §2, §5 step 3): fresh,
-//! rollback-checked TUF metadata must map the image's `repository:tag` to its digest
-//! (`targets`), and a detached signature by the keys of the role responsible for that path
-//! must name the image, unexpired and not older than the newest one seen (`signature`).
-//! Signatures are read through [`SignatureSource`]; referrers that are not pullguard
-//! signatures (cosign, oras, SBOMs) are skipped, never fatal.
+//! Verifying one image against a scope's trust data (DESIGN §2, §5 step 3): refresh the
+//! scope's TUF metadata, find the role responsible for the image's target path, read the
+//! detached signatures through a [`SignatureSource`], and let the pure rules of
+//! [`crate::verify`] decide; an admission records the signature version accepted.
 
 use chrono::{DateTime, Utc};
 
-use crate::io::Deadline;
-use crate::registry::oci::{ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_MANIFEST};
-use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
+use crate::registry::{Digest, ImageRef, Scope};
 use crate::tuf::client::Updater;
 use crate::tuf::fetch::{FetchError, MetadataSource};
-use crate::tuf::schema::{Envelope, SignatureDoc};
 use crate::tuf::state::TrustStore;
-use crate::tuf::verify::check_threshold;
 use crate::verdict::{ReasonCode, Verdict};
-
-/// Largest signature artifact manifest and signature document read.
-pub const SIGNATURE_MAX: u64 = 64 * 1024;
-/// How many referrers of one image are read at most (each costs two requests). Those that
-/// claim to be pullguard signatures come first; the claim is checked, never trusted.
-pub const REFERRERS_READ_MAX: usize = 32;
-
-/// A pullguard signature attached to an image, or why an attached artifact that claims to
-/// be one could not be read.
-pub type SignatureRead = Result<Vec<u8>, (ReasonCode, String)>;
+pub use crate::verify::SignatureRead;
+use crate::verify::{judge, Claim, Evidence};
 
 /// Where detached signatures come from: the registry (referrers) or a bundle.
 pub trait SignatureSource {
     /// The signature documents attached to `digest` in the registry repository `repo`.
     fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError>;
-}
-
-impl SignatureSource for Registry {
-    /// Lists every referrer (the listing's `artifactType` is not trusted: a tag-schema index
-    /// can be written by anybody), reads each manifest, and keeps pullguard signatures whose
-    /// `subject` is `digest`. Everything happens within the registry's deadline (the
-    /// verification's), else within one request time limit for the whole listing, however
-    /// many referrers an attacker attached.
-    fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError> {
-        let deadline = self
-            .deadline()
-            .unwrap_or_else(|| Deadline::after(self.timeout()));
-        let registry = self.with_deadline(deadline);
-        let found = registry.referrers(repo, digest, None)?;
-        let listed = found.listed;
-        let mut referrers = found.entries;
-        referrers.retain(|d| d.media_type == MEDIA_TYPE_IMAGE_MANIFEST);
-        let to_read = referrers.len().min(REFERRERS_READ_MAX);
-        // Newest first (a tag-schema index grows at its end), claimed signatures before
-        // anything else: a crowd of old or junk entries cannot push the newest signature out.
-        referrers.reverse();
-        referrers.sort_by_key(|d| d.artifact_type.as_deref() != Some(ARTIFACT_SIGNATURE));
-        referrers.truncate(REFERRERS_READ_MAX);
-        let mut out = Vec::new();
-        let mut missing = 0;
-        for (read, d) in referrers.into_iter().enumerate() {
-            if deadline.has_passed() {
-                let cut = FetchError::DeadlineExceeded {
-                    location: format!(
-                        "registry {}: the referrers of {repo}@{digest} ({read} of {to_read} read)",
-                        self.host()
-                    ),
-                    budget: deadline.budget(),
-                };
-                if out.is_empty() {
-                    return Err(cut);
-                }
-                // Judge what was read in time; if that admits nothing, the cut is why.
-                out.push(Err((cut.reason(), cut.to_string())));
-                break;
-            }
-            let manifest = match registry.get_manifest(
-                repo,
-                &d.digest.to_string(),
-                &[MEDIA_TYPE_IMAGE_MANIFEST],
-                SIGNATURE_MAX,
-            ) {
-                Ok(m) => m,
-                Err(e) => {
-                    missing += usize::from(e.is_not_found());
-                    out.push(Err(unreadable(e)));
-                    continue;
-                }
-            };
-            let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&manifest.bytes) else {
-                continue;
-            };
-            if parsed.effective_artifact_type() != ARTIFACT_SIGNATURE {
-                continue;
-            }
-            if parsed.subject.as_ref().map(|s| &s.digest) != Some(digest) {
-                continue;
-            }
-            let layer = match parsed.single_layer(ARTIFACT_SIGNATURE) {
-                Ok(l) => l,
-                Err(why) => {
-                    out.push(Err((
-                        ReasonCode::Malformed,
-                        format!("signature artifact {}: {why}", d.digest),
-                    )));
-                    continue;
-                }
-            };
-            out.push(
-                registry
-                    .get_blob(repo, &layer.digest, SIGNATURE_MAX)
-                    .map_err(unreadable),
-            );
-        }
-        // A listing whose entries the registry itself does not have, more of them than are
-        // read: the cause is the listing, not any one missing manifest.
-        if missing > 0 && missing == out.len() && to_read < listed {
-            return Ok(vec![Err((
-                ReasonCode::Malformed,
-                format!(
-                    "too many unreadable referrers: {listed} are listed as attached to {repo}@{digest}; the {missing} read first do not exist in the registry, and the rest were not read"
-                ),
-            ))]);
-        }
-        Ok(out)
-    }
-}
-
-fn unreadable(e: RegistryError) -> (ReasonCode, String) {
-    let message = e.to_string();
-    (FetchError::from(e).reason(), message)
 }
 
 /// What a verification found, for the verdict and for the caller's report.
@@ -193,7 +83,6 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
             )
         })?;
     let listed = info.file.hashes.get("sha256").cloned().unwrap_or_default();
-    let targets_match = digest.sha256_hex() == Some(listed.as_str());
 
     let docs = signatures
         .signatures(&scope.full_repository(repo), digest)
@@ -215,130 +104,34 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
         .signature_version(&path)
         .map_err(|e| internal(e.to_string()))?
         .unwrap_or(0);
-    let mut best: Option<(u64, DateTime<Utc>)> = None;
-    let mut failures: Vec<(ReasonCode, String)> = Vec::new();
-    for doc in docs {
-        let bytes = match doc {
-            Ok(b) => b,
-            Err(f) => {
-                failures.push(f);
-                continue;
-            }
-        };
-        let env = match Envelope::<SignatureDoc>::from_slice(&bytes) {
-            Ok(env) => env,
-            Err(e) => {
-                failures.push((
-                    ReasonCode::Malformed,
-                    format!("a signature of {image} is malformed: {e}"),
-                ));
-                continue;
-            }
-        };
-        let sig = &env.signed;
-        // A tag's signature names the tag; a digest pin's names no tag (the two keep separate
-        // version counters, so one must not stand in for the other).
-        let names_it = sig.repository == repo
-            && match image.tag() {
-                Some(t) => sig.tags.iter().any(|x| x == t),
-                None => sig.tags.is_empty(),
-            };
-        if !names_it || sig.subject.digest != digest.to_string() {
-            continue;
-        }
-        let version = sig.version.get();
-        let failure = if targets_match && sig.subject.size != info.file.length {
-            Some((
-                ReasonCode::LengthMismatch,
-                format!(
-                    "the signature of {path} gives size {}, trusted metadata lists {}",
-                    sig.subject.size, info.file.length
-                ),
-            ))
-        } else if !env
-            .signatures
-            .iter()
-            .any(|s| spec.keyids.contains(&s.keyid))
-        {
-            Some((
-                ReasonCode::NotSigned,
-                format!(
-                    "the signature of {path} is by keys not delegated for it (role {} trusts {})",
-                    info.role,
-                    spec.keyids.join(", ")
-                ),
-            ))
-        } else if let Err(e) = check_threshold(&spec, &env.canonical, &env.signatures) {
-            Some((
-                ReasonCode::ThresholdNotMet,
-                format!("signature of {path}: {e}"),
-            ))
-        } else if sig.expires.is_expired(now) {
-            Some((
-                ReasonCode::Expired,
-                format!("the signature of {path} expired at {}", sig.expires.0),
-            ))
-        } else if version < high_water {
-            Some((
-                ReasonCode::Rollback,
-                format!("signature rollback for {path}: version {version} is older than version {high_water} already seen"),
-            ))
-        } else {
-            None
-        };
-        match failure {
-            Some(f) => failures.push(f),
-            None if best.is_none_or(|(v, _)| version > v) => best = Some((version, sig.expires.0)),
-            None => {}
-        }
-    }
-
-    // Failures of signatures that name this path say most about an attack; then the
-    // targets mapping; then the absence of any signature.
-    let worst = failures.into_iter().min_by_key(|(r, _)| failure_rank(*r));
-    match (targets_match, best, worst) {
-        (true, Some((version, expires)), _) => {
-            let valid_until = trusted.valid_until().min(expires);
-            let admitted = Verdict::admit(
-                format!("{path} is {digest}, signed (version {version}) by role {}", info.role),
-                valid_until,
-            );
-            updater
-                .store_mut()
-                .record_signature_version(&path, version)
-                .map_err(|e| internal(e.to_string()))?;
-            Ok((admitted, version))
-        }
-        (_, None, Some((reason, message))) => Err(Verdict::deny(reason, message)),
-        (false, _, _) => Err(Verdict::deny(
-            ReasonCode::DigestMismatch,
-            format!(
-                "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{listed}",
-                info.role
-            ),
-        )),
-        (true, None, None) => Err(Verdict::deny(
-            ReasonCode::NotSigned,
-            format!("no pullguard signature of {image} names {path}"),
-        )),
-    }
-}
-
-/// Which failure to report when several signatures fail.
-fn failure_rank(r: ReasonCode) -> u8 {
-    match r {
-        ReasonCode::Rollback => 0,
-        ReasonCode::Expired => 1,
-        ReasonCode::NotSigned => 2,
-        ReasonCode::ThresholdNotMet => 3,
-        ReasonCode::DigestMismatch => 4,
-        ReasonCode::LengthMismatch => 5,
-        // A registry that did not answer in time, or at all, may have held back the
-        // signature that would admit: that says more than a junk entry beside it.
-        ReasonCode::Unavailable => 6,
-        ReasonCode::Malformed => 7,
-        _ => 8,
-    }
+    let claim = Claim {
+        repo,
+        tag: image.tag(),
+        path: &path,
+        digest,
+        image: &image.to_string(),
+    };
+    let evidence = Evidence {
+        role: &info.role,
+        spec: &spec,
+        length: info.file.length,
+        sha256: &listed,
+        high_water,
+    };
+    let accepted = judge(&claim, &evidence, docs, now)?;
+    let valid_until = trusted.valid_until().min(accepted.expires);
+    let admitted = Verdict::admit(
+        format!(
+            "{path} is {digest}, signed (version {}) by role {}",
+            accepted.version, info.role
+        ),
+        valid_until,
+    );
+    updater
+        .store_mut()
+        .record_signature_version(&path, accepted.version)
+        .map_err(|e| internal(e.to_string()))?;
+    Ok((admitted, accepted.version))
 }
 
 #[cfg(test)]

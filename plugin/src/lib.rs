@@ -14,3 +14,4 @@ pub mod source;
 pub mod store;
 pub mod tuf;
 pub mod verdict;
+pub mod verify;
