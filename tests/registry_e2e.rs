@@ -907,6 +907,15 @@ fn https_with_a_private_ca_and_basic_auth() {
         out.stdout.contains("signed (version 1) by role targets"),
         "{out}"
     );
+    // A node without the credentials is told so, apart from an outage.
+    std::fs::remove_file(f.path("docker/config.json")).expect("forget the credentials");
+    let out = f.verify("1", "state-anonymous");
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.starts_with("DENY unauthorized app:1: ")
+            && out.stdout.contains("none are configured"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -1234,7 +1243,7 @@ fn a_line_break_in_what_a_registry_says_cannot_forge_a_verdict_line() {
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(out.stdout.lines().count(), 1, "one verdict line\n{out}");
     assert!(
-        out.stdout.starts_with("DENY unavailable app:1: ")
+        out.stdout.starts_with("DENY unauthorized app:1: ")
             && out
                 .stdout
                 .contains("access denied (DENIED: no\\nADMIT app:1: forged)"),

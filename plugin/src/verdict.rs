@@ -45,12 +45,17 @@ pub enum ReasonCode {
     Unavailable,
     /// The request itself was malformed.
     InvalidRequest,
+    /// The registry refused pullguard's credentials, or has none for it (not an outage:
+    /// the node's configuration needs fixing).
+    Unauthorized,
+    /// The registry asks to come back later.
+    RateLimited,
     /// A local failure (trusted-state storage).
     Internal,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 18] = [
+    pub const ALL: [ReasonCode; 20] = [
         ReasonCode::Verified,
         ReasonCode::Expired,
         ReasonCode::Rollback,
@@ -69,6 +74,8 @@ impl ReasonCode {
         ReasonCode::Unavailable,
         ReasonCode::InvalidRequest,
         ReasonCode::Internal,
+        ReasonCode::Unauthorized,
+        ReasonCode::RateLimited,
     ];
 
     /// The stable string form.
@@ -92,6 +99,8 @@ impl ReasonCode {
             ReasonCode::Unavailable => "unavailable",
             ReasonCode::InvalidRequest => "invalid_request",
             ReasonCode::Internal => "internal",
+            ReasonCode::Unauthorized => "unauthorized",
+            ReasonCode::RateLimited => "rate_limited",
         }
     }
 
@@ -99,7 +108,11 @@ impl ReasonCode {
     pub fn is_transient(self) -> bool {
         matches!(
             self,
-            ReasonCode::Unavailable | ReasonCode::Internal | ReasonCode::InvalidRequest
+            ReasonCode::Unavailable
+                | ReasonCode::Internal
+                | ReasonCode::InvalidRequest
+                | ReasonCode::Unauthorized
+                | ReasonCode::RateLimited
         )
     }
 }

@@ -25,6 +25,8 @@ impl From<ReasonCode> for pb::Reason {
             ReasonCode::Unavailable => pb::Reason::Unavailable,
             ReasonCode::InvalidRequest => pb::Reason::InvalidRequest,
             ReasonCode::Internal => pb::Reason::Internal,
+            ReasonCode::Unauthorized => pb::Reason::Unauthorized,
+            ReasonCode::RateLimited => pb::Reason::RateLimited,
         }
     }
 }

@@ -56,8 +56,17 @@ pub struct RegistryError {
 
 impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "registry {}: {}: ", self.registry, self.request)?;
-        match &self.kind {
+        write!(
+            f,
+            "registry {}: {}: {}",
+            self.registry, self.request, self.kind
+        )
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
             ErrorKind::Unauthorized { detail } if detail.is_empty() => write!(f, "unauthorised"),
             ErrorKind::Unauthorized { detail } => write!(f, "unauthorised ({detail})"),
             ErrorKind::Denied { detail } if detail.is_empty() => write!(f, "access denied"),

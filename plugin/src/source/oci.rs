@@ -157,9 +157,20 @@ impl From<RegistryError> for FetchError {
                 reason: format!("content digest {found} differs from {expected}"),
             },
             ErrorKind::Status { status, .. } => FetchError::Status { location, status },
-            _ => FetchError::Io {
-                reason: e.to_string(),
+            // Kept apart up to the verdict: bad credentials are not a registry outage.
+            kind @ (ErrorKind::Unauthorized { .. } | ErrorKind::Denied { .. }) => {
+                FetchError::Refused {
+                    location,
+                    reason: kind.to_string(),
+                }
+            }
+            ErrorKind::RateLimited { retry_after } => FetchError::RateLimited {
                 location,
+                retry_after,
+            },
+            ErrorKind::Protocol { detail } => FetchError::Invalid {
+                location,
+                reason: format!("unexpected answer: {detail}"),
             },
         }
     }
@@ -168,6 +179,52 @@ impl From<RegistryError> for FetchError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_credentials_and_rate_limits_are_not_outages() {
+        use crate::verdict::ReasonCode;
+        let at = |kind: ErrorKind| {
+            FetchError::from(RegistryError {
+                registry: "r:1".into(),
+                request: "GET /v2/a/manifests/1".into(),
+                kind,
+            })
+        };
+        let refused = at(ErrorKind::Unauthorized {
+            detail: "the configured credentials were refused".into(),
+        });
+        assert_eq!(refused.reason(), ReasonCode::Unauthorized);
+        assert_eq!(
+            refused.to_string(),
+            "registry r:1: GET /v2/a/manifests/1: unauthorised (the configured credentials were refused)"
+        );
+        let denied = at(ErrorKind::Denied {
+            detail: String::new(),
+        });
+        assert_eq!(denied.reason(), ReasonCode::Unauthorized);
+        let limited = at(ErrorKind::RateLimited {
+            retry_after: Some(std::time::Duration::from_secs(120)),
+        });
+        assert_eq!(limited.reason(), ReasonCode::RateLimited);
+        assert!(
+            limited
+                .to_string()
+                .ends_with("rate-limited (retry after 120 s)"),
+            "{limited}"
+        );
+        let down = at(ErrorKind::Unreachable {
+            reason: "connection refused".into(),
+        });
+        assert_eq!(down.reason(), ReasonCode::Unavailable);
+        let junk = at(ErrorKind::Protocol {
+            detail: "not an image index".into(),
+        });
+        assert_eq!(junk.reason(), ReasonCode::Malformed);
+        // None of them is cached as a verdict.
+        for r in [ReasonCode::Unauthorized, ReasonCode::RateLimited] {
+            assert!(r.is_transient(), "{r}");
+        }
+    }
 
     #[test]
     fn tags_of_metadata() {

@@ -28,6 +28,15 @@ pub enum FetchError {
     Unreachable { location: String, reason: String },
     #[error("reading {location} failed: {reason}")]
     Io { location: String, reason: String },
+    /// The source refused access: no, or wrong, credentials, or not allowed.
+    #[error("{location}: {reason}")]
+    Refused { location: String, reason: String },
+    /// The source asks to come back later (HTTP 429, or 503 with `Retry-After`).
+    #[error("{location}: rate-limited{}", retry_after.map(|d| format!(" (retry after {} s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        location: String,
+        retry_after: Option<std::time::Duration>,
+    },
     /// The transport delivered bytes that are not what was asked for (a registry blob or
     /// manifest whose content does not have its digest).
     #[error("{location} is corrupt: {reason}")]
@@ -44,6 +53,8 @@ impl FetchError {
             FetchError::TooLarge { .. } => ReasonCode::Oversized,
             FetchError::Corrupt { .. } => ReasonCode::DigestMismatch,
             FetchError::Invalid { .. } => ReasonCode::Malformed,
+            FetchError::Refused { .. } => ReasonCode::Unauthorized,
+            FetchError::RateLimited { .. } => ReasonCode::RateLimited,
             _ => ReasonCode::Unavailable,
         }
     }
