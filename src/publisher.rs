@@ -245,7 +245,7 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
     let now = Utc::now();
     match cmd {
         RepoCommand::Init(a) => {
-            let scope = a.scope.parse().map_err(|e: String| anyhow!(e))?;
+            let scope = a.scope.parse().map_err(anyhow::Error::from)?;
             let mut signers = Vec::new();
             let mut roles = Vec::new();
             for (name, paths, threshold) in [
@@ -458,7 +458,7 @@ fn sign_one(
     image: &str,
 ) -> Result<()> {
     let now = Utc::now();
-    let image: ImageRef = image.parse().map_err(|e: String| anyhow!(e))?;
+    let image: ImageRef = image.parse().map_err(anyhow::Error::from)?;
     let scope = ws.scope().clone();
     let Some(repo) = scope.relative_repository(&image) else {
         bail!("{image} is not inside scope {scope}");

@@ -14,7 +14,7 @@ use pullguard_plugin::config::Config;
 use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
 use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
 use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
-use pullguard_plugin::registry::{ImageRef, Scope};
+use pullguard_plugin::registry::{ImageRef, NameError, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
@@ -131,7 +131,7 @@ fn denied(reason: ReasonCode, error: anyhow::Error) -> Checked {
 }
 
 fn scope_of(s: &str) -> Result<Scope> {
-    s.parse().map_err(|e: String| anyhow!(e))
+    s.parse().map_err(anyhow::Error::from)
 }
 
 /// [`scoped::open`], saying so when a given root is not used.
@@ -189,7 +189,7 @@ fn check_image(
     config: &dyn Fn() -> Result<Config>,
 ) -> std::result::Result<Checked, Failure> {
     let scope = scope_of(&a.scope).map_err(invalid)?;
-    let mut image: ImageRef = a.image.parse().map_err(|e: String| invalid(anyhow!(e)))?;
+    let mut image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e.into()))?;
     if scope.target_path(&image).is_none() {
         return Err(invalid(anyhow!("{image} is not in scope {scope}")));
     }
@@ -290,7 +290,7 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
             }
             let images = images
                 .iter()
-                .map(|i| i.parse::<ImageRef>().map_err(|e: String| anyhow!(e)))
+                .map(|i| i.parse::<ImageRef>().map_err(anyhow::Error::from))
                 .collect::<Result<Vec<_>>>()?;
             let (bundle, left_out) = export(&source, &registry, &scope, &images)?;
             // Said here: the importing side would only see them missing.
@@ -330,7 +330,7 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
             let mut updater = updater(&b, open_state(&state, root.as_deref(), &scope)?);
             let mut all_ok = true;
             for img in &b.images {
-                let image: ImageRef = img.reference.parse().map_err(|e: String| anyhow!(e))?;
+                let image: ImageRef = img.reference.parse().map_err(anyhow::Error::from)?;
                 let image = image.with_digest(img.digest.clone());
                 all_ok &= report(&check(&mut updater, &b, &scope, &image), &img.reference);
             }

@@ -8,10 +8,36 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::registry::client::SetupError;
 use crate::registry::{Registry, RegistryConfig};
 
 /// The largest config file read.
 pub const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+
+/// Why a config file cannot be used: which file, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Syntax { path: PathBuf, reason: String },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: PathBuf,
+        source: InvalidSetting,
+    },
+}
+
+/// A setting that is well-formed but not usable, named by its key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct InvalidSetting {
+    pub key: String,
+    pub reason: String,
+}
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -28,7 +54,7 @@ pub struct Config {
 impl Config {
     /// Reads `path`; `None` means the default (`$PULLGUARD_CONFIG`, else
     /// `/etc/pullguard/config.json` when it exists, else an empty config).
-    pub fn load(path: Option<&Path>) -> Result<Self, String> {
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
         let path = match path {
             Some(p) => Some(p.to_path_buf()),
             None => std::env::var_os("PULLGUARD_CONFIG")
@@ -41,46 +67,61 @@ impl Config {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let bytes = crate::io::read_file(&path, CONFIG_FILE_MAX)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        let config: Config =
-            serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        config
-            .validate()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let bytes = match crate::io::read_file(&path, CONFIG_FILE_MAX) {
+            Ok(b) => b,
+            Err(source) => return Err(ConfigError::Unreadable { path, source }),
+        };
+        let config: Config = match serde_json::from_slice(&bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                return Err(ConfigError::Syntax {
+                    path,
+                    reason: e.to_string(),
+                })
+            }
+        };
+        if let Err(source) = config.validate() {
+            return Err(ConfigError::Invalid { path, source });
+        }
         Ok(config)
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let invalid = |key: String, reason: String| Err(InvalidSetting { key, reason });
         for (host, r) in &self.registries {
             if host.is_empty() || host.contains('/') {
-                return Err(format!("registries: `{host}` is not a registry host"));
+                return invalid(
+                    "registries".into(),
+                    format!("`{host}` is not a registry host"),
+                );
             }
             if let Some(ca) = &r.ca_file {
                 if !ca.exists() {
-                    return Err(format!(
-                        "registries.{host}.ca_file: {} does not exist",
-                        ca.display()
-                    ));
+                    return invalid(
+                        format!("registries.{host}.ca_file"),
+                        format!("{} does not exist", ca.display()),
+                    );
                 }
             }
             let max = crate::io::REQUEST_TIMEOUT_MAX.as_secs();
             if let Some(t) = r.timeout_secs.filter(|t| !(1..=max).contains(t)) {
-                return Err(format!(
-                    "registries.{host}.timeout_secs: {t} is not between 1 and {max}"
-                ));
+                return invalid(
+                    format!("registries.{host}.timeout_secs"),
+                    format!("{t} is not between 1 and {max}"),
+                );
             }
             if r.username.is_some() != (r.password.is_some() || r.password_file.is_some()) {
-                return Err(format!(
-                    "registries.{host}: username and password go together"
-                ));
+                return invalid(
+                    format!("registries.{host}"),
+                    "username and password go together".into(),
+                );
             }
         }
         Ok(())
     }
 
     /// A client for `host`, configured as this file says (HTTPS and anonymous by default).
-    pub fn registry(&self, host: &str) -> Result<Arc<Registry>, String> {
+    pub fn registry(&self, host: &str) -> Result<Arc<Registry>, SetupError> {
         let rc = self.registries.get(host).cloned().unwrap_or_default();
         let docker = self
             .docker_config
@@ -119,13 +160,18 @@ mod tests {
             ))
             .expect("parse");
             let err = c.validate().expect_err(t);
-            assert!(err.contains("timeout_secs") && err.contains(t), "{err}");
+            assert_eq!(err.key, "registries.h:1.timeout_secs");
+            assert!(err.reason.contains(t), "{err}");
         }
     }
 
     #[test]
     fn an_endless_or_huge_config_file_is_refused() {
         let err = Config::load(Some(Path::new("/dev/zero"))).expect_err("endless");
-        assert!(err.contains("/dev/zero") && err.contains("limit"), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("/dev/zero") && text.contains("limit"),
+            "{text}"
+        );
     }
 }

@@ -251,7 +251,10 @@ impl Workspace {
         let lock = lock_dir(dir)?;
         let bytes = read_file(&path, CONFIG_FILE_MAX).map_err(|e| io(&path, e))?;
         let config: Config = serde_json::from_slice(&bytes).map_err(|e| io(&path, e))?;
-        let scope = config.scope.parse().map_err(RepoError::Invalid)?;
+        let scope = config
+            .scope
+            .parse()
+            .map_err(|e: crate::registry::NameError| RepoError::Invalid(e.to_string()))?;
         config
             .expiries
             .validate()

@@ -60,18 +60,45 @@ pub fn docker_config_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json"))
 }
 
+/// Why credentials could not be read from a Docker-style `config.json`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error("{path}: {reason}")]
+    Unreadable { path: String, reason: String },
+    #[error("{path}: the credentials for {registry} are kept by `docker-credential-{helper}`; pullguard does not run credential helpers: put them in the pullguard config or in `auths`")]
+    Helper {
+        path: String,
+        registry: String,
+        helper: String,
+    },
+    #[error("{path}: auths.{key}.auth is {problem}")]
+    BadAuth {
+        path: String,
+        key: String,
+        problem: String,
+    },
+}
+
 /// Credentials for `registry` from a Docker-style `config.json` (the `auths` map; keys may be
 /// `host`, `https://host`, or `https://host/v1/`). A missing file means no credentials; a file
 /// that cannot be read or parsed is an error (silently pulling anonymously would hide it).
 /// Credential helpers (`credsStore`, `credHelpers`) are not run.
-pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credentials>, String> {
+pub fn from_docker_config(
+    path: &Path,
+    registry: &str,
+) -> Result<Option<Credentials>, CredentialError> {
+    let shown = || path.display().to_string();
+    let unreadable = |reason: String| CredentialError::Unreadable {
+        path: shown(),
+        reason,
+    };
     let bytes = match crate::io::read_file(path, DOCKER_CONFIG_MAX) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => return Err(unreadable(e.to_string())),
     };
     let config: DockerConfig =
-        serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
     let entry = config.auths.iter().find(|(key, _)| {
         let host = key
             .trim_start_matches("https://")
@@ -88,10 +115,11 @@ pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credenti
     if let Some(helper) = helper {
         let has_inline = entry.is_some_and(|(_, a)| a.auth.is_some() || a.username.is_some());
         if !has_inline {
-            return Err(format!(
-                "{}: the credentials for {registry} are kept by `docker-credential-{helper}`; pullguard does not run credential helpers: put them in the pullguard config or in `auths`",
-                path.display()
-            ));
+            return Err(CredentialError::Helper {
+                path: shown(),
+                registry: registry.to_string(),
+                helper: helper.clone(),
+            });
         }
     }
     let Some((key, auth)) = entry else {
@@ -106,14 +134,18 @@ pub fn from_docker_config(path: &Path, registry: &str) -> Result<Option<Credenti
     let Some(encoded) = &auth.auth else {
         return Ok(None);
     };
+    let bad = |problem: String| CredentialError::BadAuth {
+        path: shown(),
+        key: key.clone(),
+        problem,
+    };
     let decoded = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|e| format!("{}: auths.{key}.auth is not base64: {e}", path.display()))?;
-    let text = String::from_utf8(decoded)
-        .map_err(|_| format!("{}: auths.{key}.auth is not UTF-8", path.display()))?;
+        .map_err(|e| bad(format!("not base64: {e}")))?;
+    let text = String::from_utf8(decoded).map_err(|_| bad("not UTF-8".into()))?;
     let (username, password) = text
         .split_once(':')
-        .ok_or_else(|| format!("{}: auths.{key}.auth is not user:password", path.display()))?;
+        .ok_or_else(|| bad("not user:password".into()))?;
     Ok(Some(Credentials {
         username: username.to_string(),
         password: password.to_string(),
@@ -269,12 +301,18 @@ mod tests {
         );
         std::fs::write(&path, r#"{"credHelpers": {"reg:1": "ecr-login"}}"#).expect("write");
         let helper = from_docker_config(&path, "reg:1").expect_err("helper only");
-        assert!(helper.contains("docker-credential-ecr-login"), "{helper}");
+        assert!(
+            helper.to_string().contains("docker-credential-ecr-login"),
+            "{helper}"
+        );
         assert_eq!(from_docker_config(&path, "other:1"), Ok(None));
         // `docker login` with a credential store leaves an empty entry behind.
         std::fs::write(&path, r#"{"auths": {"reg:1": {}}, "credsStore": "pass"}"#).expect("write");
         let store = from_docker_config(&path, "reg:1").expect_err("store only");
-        assert!(store.contains("docker-credential-pass"), "{store}");
+        assert!(
+            store.to_string().contains("docker-credential-pass"),
+            "{store}"
+        );
         assert_eq!(
             from_docker_config(&path, "public:1"),
             Ok(None),

@@ -161,6 +161,26 @@ struct CachedToken {
 /// The longest a bearer token is reused, whatever `expires_in` the token server names.
 const TOKEN_LIFETIME_MAX: Duration = Duration::from_secs(3600);
 
+/// Why a client for a registry could not be set up (before any request).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("{}: {source}", path.display())]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    BadCertificates { path: PathBuf, reason: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    #[error("registry {host}: username and password must be configured together")]
+    HalfCredentials { host: String },
+    #[error(transparent)]
+    Credentials(#[from] super::auth::CredentialError),
+    #[error("`{host}` is not a registry host name")]
+    BadHost { host: String },
+}
+
 /// One registry host. Clones share the HTTP client, tokens and what is known about blobs;
 /// [`Registry::with_deadline`] gives a clone whose every request ends by one deadline.
 #[derive(Clone)]
@@ -193,7 +213,7 @@ impl Registry {
         host: &str,
         config: &RegistryConfig,
         docker_config: Option<&std::path::Path>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SetupError> {
         let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1))
             .min(crate::io::REQUEST_TIMEOUT_MAX);
         let mut builder = Client::builder()
@@ -214,24 +234,31 @@ impl Registry {
                 }
             }));
         if let Some(ca) = &config.ca_file {
-            let pem = crate::io::read_file(ca, CA_FILE_MAX)
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            let pem = crate::io::read_file(ca, CA_FILE_MAX).map_err(|source| SetupError::File {
+                path: ca.clone(),
+                source,
+            })?;
+            let bad = |reason: String| SetupError::BadCertificates {
+                path: ca.clone(),
+                reason,
+            };
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("{}: not a PEM certificate bundle: {e}", ca.display()))?;
+                .map_err(|e| bad(format!("not a PEM certificate bundle: {e}")))?;
             if certs.is_empty() {
-                return Err(format!("{}: no certificate in it", ca.display()));
+                return Err(bad("no certificate in it".into()));
             }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let http = builder.build().map_err(SetupError::Client)?;
         let password = match (&config.password_file, &config.password) {
             (Some(file), _) => Some(
                 crate::io::read_text_file(file, PASSWORD_FILE_MAX)
-                    .map_err(|e| format!("{}: {e}", file.display()))?
+                    .map_err(|source| SetupError::File {
+                        path: file.clone(),
+                        source,
+                    })?
                     .lines()
                     .next()
                     .unwrap_or_default()
@@ -245,9 +272,9 @@ impl Registry {
                 password,
             }),
             (Some(_), None) | (None, Some(_)) => {
-                return Err(format!(
-                    "registry {host}: username and password must be configured together"
-                ))
+                return Err(SetupError::HalfCredentials {
+                    host: host.to_string(),
+                })
             }
             (None, None) => match docker_config {
                 Some(path) => super::auth::from_docker_config(path, host)?,
@@ -259,7 +286,9 @@ impl Registry {
         let origin = reqwest::Url::parse(&base)
             .ok()
             .filter(|u| u.path() == "/" && u.username().is_empty())
-            .ok_or_else(|| format!("`{host}` is not a registry host name"))?;
+            .ok_or_else(|| SetupError::BadHost {
+                host: host.to_string(),
+            })?;
         Ok(Registry {
             host: host.to_string(),
             base,

@@ -11,4 +11,4 @@ pub mod reference;
 
 pub use client::{Registry, RegistryConfig};
 pub use error::{ErrorKind, RegistryError};
-pub use reference::{Digest, ImageRef, Scope};
+pub use reference::{Digest, ImageRef, NameError, Scope};

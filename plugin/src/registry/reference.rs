@@ -44,7 +44,7 @@ impl Digest {
     }
 
     /// A sha256 digest from its hex form (as TUF `hashes.sha256` lists it).
-    pub fn from_sha256_hex(hex: &str) -> Result<Self, String> {
+    pub fn from_sha256_hex(hex: &str) -> Result<Self, NameError> {
         format!("sha256:{hex}").parse()
     }
 
@@ -89,25 +89,64 @@ impl fmt::Display for Digest {
     }
 }
 
+/// Why a name (digest, host, repository, tag, image reference, scope) is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("`{text}` is not a digest (expected sha256:<hex>)")]
+    NotADigest { text: String },
+    #[error("digest algorithm `{algorithm}` is not supported")]
+    UnsupportedAlgorithm { algorithm: String },
+    #[error("`{text}` is not a {algorithm} digest ({expected} lowercase hex digits expected)")]
+    BadDigestHex {
+        text: String,
+        algorithm: &'static str,
+        expected: usize,
+    },
+    #[error("`{host}` is not a registry host")]
+    BadHost { host: String },
+    #[error("`{name}` is not a repository name (lowercase letters, digits, `._-` and `/`)")]
+    BadRepository { name: String },
+    #[error(
+        "`{tag}` is not a tag (letters, digits, `_.-`, at most 128, not starting with `.` or `-`)"
+    )]
+    BadTag { tag: String },
+    #[error("{registry}/{repository}: a tag or a digest is required")]
+    NoTagOrDigest {
+        registry: String,
+        repository: String,
+    },
+    #[error("`{text}` has no registry host (write host[:port]/repository:tag)")]
+    NoRegistry { text: String },
+    #[error("`{text}` is not a scope (write REGISTRY/NAMESPACE)")]
+    NotAScope { text: String },
+    #[error("scope namespace: {source}")]
+    ScopeNamespace { source: Box<NameError> },
+}
+
 impl FromStr for Digest {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (alg, hex) = s
-            .split_once(':')
-            .ok_or_else(|| format!("`{s}` is not a digest (expected sha256:<hex>)"))?;
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let (alg, hex) = s.split_once(':').ok_or_else(|| NameError::NotADigest {
+            text: s.to_string(),
+        })?;
         let algorithm = match alg {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other => return Err(format!("digest algorithm `{other}` is not supported")),
+            other => {
+                return Err(NameError::UnsupportedAlgorithm {
+                    algorithm: other.to_string(),
+                })
+            }
         };
         let lower_hex = hex
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if hex.len() != algorithm.hex_len() || !lower_hex {
-            return Err(format!(
-                "`{s}` is not a {alg} digest ({} lowercase hex digits expected)",
-                algorithm.hex_len()
-            ));
+            return Err(NameError::BadDigestHex {
+                text: s.to_string(),
+                algorithm: algorithm.name(),
+                expected: algorithm.hex_len(),
+            });
         }
         Ok(Digest {
             algorithm,
@@ -131,7 +170,7 @@ impl<'de> serde::Deserialize<'de> for Digest {
 }
 
 /// A registry host as written in references: `host`, `host:port`, `[v6]:port`.
-fn check_host(host: &str) -> Result<(), String> {
+fn check_host(host: &str) -> Result<(), NameError> {
     let ok = !host.is_empty()
         && host.len() <= 255
         && host
@@ -140,13 +179,15 @@ fn check_host(host: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("`{host}` is not a registry host"))
+        Err(NameError::BadHost {
+            host: host.to_string(),
+        })
     }
 }
 
 /// A repository name per the distribution spec: lowercase components of `[a-z0-9]` with
 /// `.`, `_`, `__` or `-` runs inside, joined by `/`.
-pub fn check_repository(name: &str) -> Result<(), String> {
+pub fn check_repository(name: &str) -> Result<(), NameError> {
     let component_ok = |c: &str| {
         let b = c.as_bytes();
         !b.is_empty()
@@ -156,15 +197,15 @@ pub fn check_repository(name: &str) -> Result<(), String> {
                 .all(|&x| x.is_ascii_lowercase() || x.is_ascii_digit() || b"._-".contains(&x))
     };
     if name.is_empty() || name.len() > 255 || !name.split('/').all(component_ok) {
-        return Err(format!(
-            "`{name}` is not a repository name (lowercase letters, digits, `._-` and `/`)"
-        ));
+        return Err(NameError::BadRepository {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
 
 /// A tag per the distribution spec: `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`.
-pub fn check_tag(tag: &str) -> Result<(), String> {
+pub fn check_tag(tag: &str) -> Result<(), NameError> {
     let b = tag.as_bytes();
     let ok = !b.is_empty()
         && b.len() <= 128
@@ -174,9 +215,9 @@ pub fn check_tag(tag: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{tag}` is not a tag (letters, digits, `_.-`, at most 128, not starting with `.` or `-`)"
-        ))
+        Err(NameError::BadTag {
+            tag: tag.to_string(),
+        })
     }
 }
 
@@ -195,16 +236,17 @@ impl ImageRef {
         repository: &str,
         tag: Option<&str>,
         digest: Option<Digest>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NameError> {
         check_host(registry)?;
         check_repository(repository)?;
         if let Some(t) = tag {
             check_tag(t)?;
         }
         if tag.is_none() && digest.is_none() {
-            return Err(format!(
-                "{registry}/{repository}: a tag or a digest is required"
-            ));
+            return Err(NameError::NoTagOrDigest {
+                registry: registry.to_string(),
+                repository: repository.to_string(),
+            });
         }
         Ok(ImageRef {
             registry: registry.to_string(),
@@ -251,21 +293,20 @@ impl fmt::Display for ImageRef {
 }
 
 impl FromStr for ImageRef {
-    type Err = String;
+    type Err = NameError;
     /// The registry must be explicit (the first component has a `.` or a `:`, or is
     /// `localhost`): pullguard never guesses a default registry.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, NameError> {
         let (name, digest) = match s.split_once('@') {
             Some((n, d)) => (n, Some(d.parse::<Digest>()?)),
             None => (s, None),
         };
-        let (registry, path) = name.split_once('/').ok_or_else(|| {
-            format!("`{s}` has no registry host (write host[:port]/repository:tag)")
-        })?;
+        let no_registry = || NameError::NoRegistry {
+            text: s.to_string(),
+        };
+        let (registry, path) = name.split_once('/').ok_or_else(no_registry)?;
         if !(registry.contains('.') || registry.contains(':') || registry == "localhost") {
-            return Err(format!(
-                "`{s}` has no registry host (write host[:port]/repository:tag)"
-            ));
+            return Err(no_registry());
         }
         let (repository, tag) = match path.rsplit_once(':') {
             Some((r, t)) if !t.contains('/') => (r, Some(t)),
@@ -332,14 +373,16 @@ impl fmt::Display for Scope {
 }
 
 impl FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let (registry, namespace) = s
-            .split_once('/')
-            .ok_or_else(|| format!("`{s}` is not a scope (write REGISTRY/NAMESPACE)"))?;
+    type Err = NameError;
+    fn from_str(s: &str) -> Result<Self, NameError> {
+        let (registry, namespace) = s.split_once('/').ok_or_else(|| NameError::NotAScope {
+            text: s.to_string(),
+        })?;
         check_host(registry)?;
         let namespace = namespace.trim_end_matches('/');
-        check_repository(namespace).map_err(|e| format!("scope namespace: {e}"))?;
+        check_repository(namespace).map_err(|e| NameError::ScopeNamespace {
+            source: Box::new(e),
+        })?;
         Ok(Scope {
             registry: registry.to_string(),
             namespace: namespace.to_string(),

@@ -114,7 +114,13 @@ impl MetadataSource for OciSource {
             reason,
         };
         let (repo, reference) = match path.split_once('@') {
-            Some((repo, digest)) => (repo, digest.parse::<Digest>().map_err(invalid)?.to_string()),
+            Some((repo, digest)) => (
+                repo,
+                digest
+                    .parse::<Digest>()
+                    .map_err(|e| invalid(e.to_string()))?
+                    .to_string(),
+            ),
             None => {
                 let (repo, tag) = path.rsplit_once(':').ok_or_else(|| {
                     invalid("target paths are repository:tag or repository@digest".into())
@@ -122,17 +128,19 @@ impl MetadataSource for OciSource {
                 match hash_prefix {
                     Some(hex) => (
                         repo,
-                        Digest::from_sha256_hex(hex).map_err(invalid)?.to_string(),
+                        Digest::from_sha256_hex(hex)
+                            .map_err(|e| invalid(e.to_string()))?
+                            .to_string(),
                     ),
                     None => {
-                        check_tag(tag).map_err(invalid)?;
+                        check_tag(tag).map_err(|e| invalid(e.to_string()))?;
                         (repo, tag.to_string())
                     }
                 }
             }
         };
         let full = self.scope.full_repository(repo);
-        crate::registry::reference::check_repository(&full).map_err(invalid)?;
+        crate::registry::reference::check_repository(&full).map_err(|e| invalid(e.to_string()))?;
         let manifest =
             self.registry
                 .get_manifest(&full, &reference, &IMAGE_MEDIA_TYPES, max_len)?;
