@@ -249,7 +249,7 @@ pub fn export(
                     ReasonCode::Malformed,
                     "it is not UTF-8".to_string(),
                 )),
-                Err((reason, message)) => left_out.push((shown.clone(), reason, message)),
+                Err(e) => left_out.push((shown.clone(), e.reason, e.message)),
             }
         }
         bundle.images.push(BundledImage {

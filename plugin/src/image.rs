@@ -272,7 +272,10 @@ mod tests {
             reason(&r.check(vec![Ok(b"{not json".to_vec())])),
             ReasonCode::Malformed
         );
-        let unreadable = Err((ReasonCode::DigestMismatch, "blob corrupt".to_string()));
+        let unreadable = Err(crate::verify::Unreadable::new(
+            ReasonCode::DigestMismatch,
+            "blob corrupt",
+        ));
         assert_eq!(
             reason(&r.check(vec![unreadable])),
             ReasonCode::DigestMismatch

@@ -9,7 +9,7 @@ use crate::registry::oci::{ImageManifest, ARTIFACT_SIGNATURE, MEDIA_TYPE_IMAGE_M
 use crate::registry::{Digest, Registry, RegistryError};
 use crate::tuf::fetch::FetchError;
 use crate::verdict::ReasonCode;
-use crate::verify::SignatureRead;
+use crate::verify::{SignatureRead, Unreadable};
 
 /// Largest signature artifact manifest and signature document read.
 pub const SIGNATURE_MAX: u64 = 64 * 1024;
@@ -53,7 +53,7 @@ impl SignatureSource for Registry {
                     return Err(cut);
                 }
                 // Judge what was read in time; if that admits nothing, the cut is why.
-                out.push(Err((cut.reason(), cut.to_string())));
+                out.push(Err(Unreadable::new(cut.reason(), cut.to_string())));
                 break;
             }
             let manifest = match registry.get_manifest(
@@ -81,7 +81,7 @@ impl SignatureSource for Registry {
             let layer = match parsed.single_layer(ARTIFACT_SIGNATURE) {
                 Ok(l) => l,
                 Err(why) => {
-                    out.push(Err((
+                    out.push(Err(Unreadable::new(
                         ReasonCode::Malformed,
                         format!("signature artifact {}: {why}", d.digest),
                     )));
@@ -97,7 +97,7 @@ impl SignatureSource for Registry {
         // A listing whose entries the registry itself does not have, more of them than are
         // read: the cause is the listing, not any one missing manifest.
         if missing > 0 && missing == out.len() && to_read < listed {
-            return Ok(vec![Err((
+            return Ok(vec![Err(Unreadable::new(
                 ReasonCode::Malformed,
                 format!(
                     "too many unreadable referrers: {listed} are listed as attached to {repo}@{digest}; the {missing} read first do not exist in the registry, and the rest were not read"
@@ -108,7 +108,7 @@ impl SignatureSource for Registry {
     }
 }
 
-fn unreadable(e: RegistryError) -> (ReasonCode, String) {
+fn unreadable(e: RegistryError) -> Unreadable {
     let message = e.to_string();
-    (FetchError::from(e).reason(), message)
+    Unreadable::new(FetchError::from(e).reason(), message)
 }

@@ -17,7 +17,25 @@ use crate::verdict::{ReasonCode, Verdict};
 
 /// A pullguard signature attached to an image, or why an attached artifact that claims to
 /// be one could not be read.
-pub type SignatureRead = Result<Vec<u8>, (ReasonCode, String)>;
+pub type SignatureRead = Result<Vec<u8>, Unreadable>;
+
+/// Why a signature could not be read: the reason code it would deny with, and what
+/// happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Unreadable {
+    pub reason: ReasonCode,
+    pub message: String,
+}
+
+impl Unreadable {
+    pub fn new(reason: ReasonCode, message: impl Into<String>) -> Self {
+        Unreadable {
+            reason,
+            message: message.into(),
+        }
+    }
+}
 
 /// What is being checked.
 pub struct Claim<'a> {
@@ -76,7 +94,7 @@ pub fn judge(
         let bytes = match doc {
             Ok(b) => b,
             Err(f) => {
-                failures.push(f);
+                failures.push((f.reason, f.message));
                 continue;
             }
         };
@@ -357,7 +375,7 @@ mod tests {
             ReasonCode::Malformed
         );
         // one good signature admits whatever junk is beside it
-        let junk = Err((ReasonCode::Unavailable, "not found".to_string()));
+        let junk = Err(Unreadable::new(ReasonCode::Unavailable, "not found"));
         assert!(c
             .judge(Some("1"), &hex, 0, vec![junk, Ok(b"[]".to_vec()), good()])
             .is_ok());
