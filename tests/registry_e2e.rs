@@ -1189,16 +1189,21 @@ fn tag_schema_index(
 fn referrer_pages_full_of_junk_keep_verify_small() {
     let rule = endless_referrer_pages(junk_index(1, &four_mib_array()));
     let fr = Fronted::new(Fixture::published(), std::time::Duration::ZERO, rule);
+    denied_small(&fr, "16 junk pages");
+}
+
+/// `verify` through `fr` is denied because the junk entries name manifests the registry
+/// does not have, and stays under the memory goal.
+fn denied_small(fr: &Fronted, case: &str) {
     let (out, cost) = fr.verify(&[]);
     assert_eq!(out.code, Some(1), "{out}");
-    // The junk entries name manifests the registry does not have.
     assert!(
         out.stdout.starts_with("DENY unavailable app:1: ") && out.stdout.contains("not found"),
         "{out}"
     );
     assert!(
         cost.max_rss_kib < RSS_GOAL_KIB,
-        "16 junk pages took {} KiB\n{out}",
+        "{case} took {} KiB\n{out}",
         cost.max_rss_kib
     );
 }
@@ -1209,17 +1214,7 @@ fn a_junk_tag_schema_index_keeps_verify_small_and_a_junk_flood_is_named() {
     let which = Arc::new(std::sync::Mutex::new(junk_index(1, &four_mib_array())));
     let rule = tag_schema_index(&f, Arc::clone(&which));
     let fr = Fronted::new(f, std::time::Duration::ZERO, rule);
-    let (out, cost) = fr.verify(&[]);
-    assert_eq!(out.code, Some(1), "{out}");
-    assert!(
-        out.stdout.starts_with("DENY unavailable app:1: ") && out.stdout.contains("not found"),
-        "{out}"
-    );
-    assert!(
-        cost.max_rss_kib < RSS_GOAL_KIB,
-        "a 4 MiB junk index took {} KiB\n{out}",
-        cost.max_rss_kib
-    );
+    denied_small(&fr, "a 4 MiB junk index");
     // 1000 referrers that do not exist: the cause is named, not one missing manifest.
     *which.lock().expect("index") = junk_index(1000, "0");
     let (out, _) = fr.verify(&[]);
