@@ -61,8 +61,8 @@ push_image() { # repo tag content
 }
 push_image acme/app 1 "the real application"
 push_image acme/tools 1 "something else entirely"
-echo "{\"registries\": {\"$host\": {\"plain_http\": true}}}" > pullguard.json
-export PULLGUARD_CONFIG=$work/pullguard.json
+printf '[registries."%s"]\nplain_http = true\n' "$host" > pullguard.toml
+export PULLGUARD_CONFIG=$work/pullguard.toml
 
 step "2. keys, a scope, a delegation to the team, a signature, and the metadata published"
 for k in root targets snapshot timestamp team; do pg key generate "$k.key" >/dev/null; done

@@ -18,8 +18,8 @@ use clap::{Parser, Subcommand};
     about = "Verifies container images against detached signatures and TUF freshness metadata"
 )]
 struct Cli {
-    /// pullguard's config file (JSON; default $PULLGUARD_CONFIG, else
-    /// /etc/pullguard/config.json when present): how to reach each registry.
+    /// The node's config file (TOML; default $PULLGUARD_CONFIG, else
+    /// /etc/pullguard/pullguard.toml when present): daemon, scopes, registries.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
@@ -49,7 +49,7 @@ enum Command {
 fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Result<bool> {
     let config = || {
         pullguard_plugin::config::Config::load(config_path)
-            .map_err(|e| anyhow::anyhow!("config: {e}"))
+            .map_err(|e| anyhow::Error::new(e).context("config"))
     };
     // Read only by the commands that reach a registry.
     match command {
@@ -93,7 +93,14 @@ fn main() -> ExitCode {
                 "pullguard: {}",
                 pullguard_plugin::io::error_chain(e.as_ref())
             );
-            ExitCode::FAILURE
+            // A config that cannot be used is a usage error (sysexits EX_USAGE).
+            if e.downcast_ref::<pullguard_plugin::config::ConfigError>()
+                .is_some()
+            {
+                ExitCode::from(usage_exit)
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(_) => {
             eprintln!("pullguard: internal error (panic); the command was aborted");

@@ -63,17 +63,14 @@ impl Fixture {
 
     fn empty() -> Self {
         let registry = TestRegistry::start();
-        let config = format!(
-            r#"{{"registries": {{"{}": {{"plain_http": true}}}}}}"#,
-            registry.host
-        );
+        let config = format!("[registries.\"{}\"]\nplain_http = true\n", registry.host);
         Fixture::on(registry, &config)
     }
 
     /// A working directory for `registry`, with `config` as pullguard's config file.
     fn on(registry: TestRegistry, config: &str) -> Self {
         let dir = tempdir();
-        std::fs::write(dir.path().join("pullguard.json"), config).expect("config");
+        std::fs::write(dir.path().join("pullguard.toml"), config).expect("config");
         let scope = format!("{}/acme", registry.host);
         Fixture {
             registry,
@@ -89,7 +86,7 @@ impl Fixture {
     fn cmd(&self, args: &[&str]) -> std::process::Command {
         let mut c = pullguard();
         c.current_dir(self.dir.path())
-            .env("PULLGUARD_CONFIG", self.path("pullguard.json"))
+            .env("PULLGUARD_CONFIG", self.path("pullguard.toml"))
             .env("DOCKER_CONFIG", self.path("docker"))
             .args(args);
         c
@@ -665,7 +662,7 @@ fn bundles_verify_offline_after_the_registry_is_gone() {
         std::fs::read(f.path("edge.json")).expect("bundle"),
         "the bad bundle replaced the good one"
     );
-    let garbage = f.pg(&["bundle", "import", "pullguard.json", "--state", "edge"]);
+    let garbage = f.pg(&["bundle", "import", "pullguard.toml", "--state", "edge"]);
     assert_eq!(garbage.code, Some(1), "{garbage}");
     assert!(
         garbage.stderr.contains("not a pullguard bundle"),
@@ -854,7 +851,7 @@ fn https_with_a_private_ca_and_basic_auth() {
     let ca = registry.dir.path().join("ca.pem");
 
     // Not reachable as configured yet: pullguard's config names no CA.
-    let f = Fixture::on(registry, "{}");
+    let f = Fixture::on(registry, "");
     for k in ["root", "snapshot", "timestamp"] {
         f.ok(&["key", "generate", &format!("{k}.key")]);
     }
@@ -870,11 +867,12 @@ fn https_with_a_private_ca_and_basic_auth() {
 
     // The CA, but no credentials: unauthorised, and said so.
     let config = format!(
-        r#"{{"registries": {{"{}": {{"ca_file": "{}"}}}}}}"#,
+        "[registries.\"{}\"]\nca_file = \"{}\"\ndocker_config = \"{}\"\n",
         f.registry.host,
-        ca.display()
+        ca.display(),
+        f.path("docker/config.json").display()
     );
-    std::fs::write(f.path("pullguard.json"), config).expect("config");
+    std::fs::write(f.path("pullguard.toml"), config).expect("config");
     let out = f.fails(&["repo", "publish"], "unauthorised");
     assert!(out.stderr.contains("none are configured"), "{out}");
 
@@ -1074,10 +1072,10 @@ impl Fronted {
     fn new(f: Fixture, delay: std::time::Duration, rule: Arc<common::front::Rule>) -> Self {
         let front = Front::start(&f.registry.host, delay, rule);
         let config = format!(
-            r#"{{"registries": {{"{}": {{"plain_http": true}}, "{}": {{"plain_http": true}}}}}}"#,
+            "[registries.\"{}\"]\nplain_http = true\n[registries.\"{}\"]\nplain_http = true\n",
             f.registry.host, front.host
         );
-        std::fs::write(f.path("pullguard.json"), config).expect("config");
+        std::fs::write(f.path("pullguard.toml"), config).expect("config");
         Fronted { f, front }
     }
 
@@ -1397,8 +1395,8 @@ fn bad_local_input_gets_one_verdict_line_with_its_cause() {
     down[3] = "127.0.0.1:9/acme".into();
     down[5] = "state-down".into();
     std::fs::write(
-        f.path("pullguard.json"),
-        r#"{"registries": {"127.0.0.1:9": {"plain_http": true}}}"#,
+        f.path("pullguard.toml"),
+        "[registries.\"127.0.0.1:9\"]\nplain_http = true\n",
     )
     .expect("config");
     let out = line(&down);
@@ -1438,10 +1436,10 @@ fn measure_adversarial_cases() {
         honest,
     );
     let config = format!(
-        r#"{{"registries": {{"{}": {{"plain_http": true, "timeout_secs": 10}}}}}}"#,
+        "[registries.\"{}\"]\nplain_http = true\ntimeout_secs = 10\n",
         fr.front.host
     );
-    std::fs::write(fr.f.path("pullguard.json"), config).expect("config");
+    std::fs::write(fr.f.path("pullguard.toml"), config).expect("config");
     let (_, slow_cost) = fr.verify(&[]);
     for (case, cost) in [
         ("16 junk referrer pages", pages_cost),
@@ -1452,6 +1450,30 @@ fn measure_adversarial_cases() {
             "{case}: {} MiB peak RSS, {:.1} s wall",
             cost.max_rss_kib / 1024,
             cost.wall.as_secs_f64()
+        );
+    }
+}
+
+#[test]
+fn a_config_that_cannot_be_used_exits_64_naming_the_file_and_the_key() {
+    let f = Fixture::published();
+    let config = f.path("pullguard.toml");
+    for (text, says) in [
+        (
+            format!("[registries.\"{}\"]\nplain-http = true\n", f.registry.host),
+            "unknown field `plain-http`",
+        ),
+        (
+            "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"/nonexistent.json\"\n".to_string(),
+            "scope[0].root: /nonexistent.json is not a readable file",
+        ),
+    ] {
+        std::fs::write(&config, &text).expect("config");
+        let out = f.pg(&["sign", &f.image("1"), "--key", "team.key"]);
+        assert_eq!(out.code, Some(64), "{out}");
+        assert!(
+            out.stderr.contains(&config.display().to_string()) && out.stderr.contains(says),
+            "{out}"
         );
     }
 }

@@ -43,6 +43,10 @@ pub struct RegistryConfig {
     /// Per-request time limit in seconds (default 30).
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+    /// A Docker-style `config.json` for this registry's credentials (default
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+    #[serde(default)]
+    pub docker_config: Option<PathBuf>,
 }
 
 /// Size caps per document type (endless-data defence).
