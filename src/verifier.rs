@@ -294,10 +294,12 @@ pub fn bundle(cmd: BundleCommand, config: &dyn Fn() -> Result<Config>) -> Result
                 .collect::<Result<Vec<_>>>()?;
             let (bundle, left_out) = export(&source, &registry, &scope, &images)?;
             // Said here: the importing side would only see them missing.
-            for (image, reason, message) in left_out {
+            for l in left_out {
                 eprintln!(
-                    "warning: a signature of {image} is not bundled ({}): {message}",
-                    reason.as_str()
+                    "warning: a signature of {} is not bundled ({}): {}",
+                    l.image,
+                    l.why.reason.as_str(),
+                    l.why.message
                 );
             }
             let bytes = bundle.to_vec().map_err(|e| anyhow!(e))?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::image::{SignatureRead, SignatureSource};
+use crate::image::SignatureSource;
 use crate::registry::oci::IMAGE_MEDIA_TYPES;
 use crate::registry::{Digest, ImageRef, Registry, RegistryError, Scope};
 use crate::tuf::fetch::{metadata_file_name, FetchError, MetadataSource};
@@ -15,6 +15,7 @@ use crate::tuf::names::RoleName;
 use crate::tuf::schema::{Envelope, SchemaError, Snapshot, Timestamp};
 use crate::tuf::Limits;
 use crate::verdict::ReasonCode;
+use crate::verify::{SignatureRead, Unreadable};
 
 pub const FORMAT: &str = "pullguard-bundle/1";
 /// No bundle larger than this is read.
@@ -138,14 +139,20 @@ pub enum ExportError {
         image: String,
         source: RegistryError,
     },
+    #[error("the signatures of {image}: {source}")]
+    Signatures { image: String, source: FetchError },
     #[error("{image} does not exist in the registry")]
     NoSuchImage { image: String },
     #[error("the snapshot lists `{file}`, which is not a role's metadata file: {reason}")]
     BadRole { file: String, reason: String },
 }
 
-/// A signature left out of a bundle (it could not be read): the image, and why.
-pub type LeftOut = (String, ReasonCode, String);
+/// A signature left out of a bundle because it could not be read: the image, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub image: String,
+    pub why: Unreadable,
+}
 
 /// Reads a scope's current metadata from `source` (every root version, then timestamp,
 /// snapshot and the targets roles the snapshot lists) and the signatures of each image
@@ -237,19 +244,21 @@ pub fn export(
         let mut signatures = Vec::new();
         let reads = registry
             .signatures(image.repository(), &digest)
-            .map_err(|source| ExportError::Fetch {
-                file: format!("the signatures of {shown}"),
+            .map_err(|source| ExportError::Signatures {
+                image: shown.clone(),
                 source,
             })?;
         for read in reads {
             match read.map(String::from_utf8) {
                 Ok(Ok(text)) => signatures.push(text),
-                Ok(Err(_)) => left_out.push((
-                    shown.clone(),
-                    ReasonCode::Malformed,
-                    "it is not UTF-8".to_string(),
-                )),
-                Err(e) => left_out.push((shown.clone(), e.reason, e.message)),
+                Ok(Err(_)) => left_out.push(LeftOut {
+                    image: shown.clone(),
+                    why: Unreadable::new(ReasonCode::Malformed, "it is not UTF-8"),
+                }),
+                Err(why) => left_out.push(LeftOut {
+                    image: shown.clone(),
+                    why,
+                }),
             }
         }
         bundle.images.push(BundledImage {

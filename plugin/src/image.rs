@@ -10,8 +10,7 @@ use crate::tuf::client::Updater;
 use crate::tuf::fetch::{FetchError, MetadataSource};
 use crate::tuf::state::TrustStore;
 use crate::verdict::{ReasonCode, Verdict};
-pub use crate::verify::SignatureRead;
-use crate::verify::{judge, Claim, Evidence};
+use crate::verify::{judge, Claim, Evidence, SignatureRead};
 
 /// Where detached signatures come from: the registry (referrers) or a bundle.
 pub trait SignatureSource {

@@ -181,4 +181,41 @@ mod tests {
         assert_eq!(err.reason(), ReasonCode::InvalidRequest);
         assert!(err.to_string().contains("not 127.0.0.1:5000/acme"), "{err}");
     }
+
+    #[test]
+    fn a_given_root_is_kept_once_proven_and_the_same_root_keeps_what_it_led_to() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut repo = crate::tuf::testing::RepoBuilder::new(&dir.path().join("repo"));
+        repo.publish_all();
+        let root_file = dir.path().join("1.root.json");
+        std::fs::write(&root_file, repo.initial_root()).expect("root");
+        let state = dir.path().join("state");
+        let scope: Scope = "127.0.0.1:5000/acme".parse().expect("scope");
+        let opened = open(&state, Some(&root_file), &scope).expect("installed");
+        assert!(!opened.root_not_used);
+        // What the stored root became (a rotation verified since, say) stays when the same
+        // root is given again before any refresh succeeded.
+        let mut store = opened.store;
+        store
+            .put(&RoleName::root(), 2, br#"{"signed":{"version":2}}"#)
+            .expect("rotated");
+        let again = open(&state, Some(&root_file), &scope).expect("same root");
+        assert!(!again.root_not_used);
+        assert_eq!(again.store.version(&RoleName::root()).expect("v"), Some(2));
+        // Not bound before a timestamp is trusted; bound after, and then the root stays.
+        bind_after_refresh(&again.store, &scope).expect("nothing yet");
+        assert!(!state.join(SCOPE_MARKER).exists());
+        let mut store = again.store;
+        store
+            .put(&RoleName::timestamp(), 1, br#"{"signed":{"version":1}}"#)
+            .expect("timestamp");
+        bind_after_refresh(&store, &scope).expect("bound");
+        assert_eq!(
+            std::fs::read_to_string(state.join(SCOPE_MARKER)).expect("marker"),
+            "127.0.0.1:5000/acme"
+        );
+        let proven = open(&state, Some(&root_file), &scope).expect("proven");
+        assert!(proven.root_not_used);
+        assert_eq!(proven.store.version(&RoleName::root()).expect("v"), Some(2));
+    }
 }

@@ -89,19 +89,19 @@ pub fn judge(
     let listed = evidence.sha256;
     let targets_match = digest.sha256_hex() == Some(listed);
     let mut best: Option<(u64, DateTime<Utc>)> = None;
-    let mut failures: Vec<(ReasonCode, String)> = Vec::new();
+    let mut failures: Vec<Unreadable> = Vec::new();
     for doc in docs {
         let bytes = match doc {
             Ok(b) => b,
             Err(f) => {
-                failures.push((f.reason, f.message));
+                failures.push(f);
                 continue;
             }
         };
         let env = match Envelope::<SignatureDoc>::from_slice(&bytes) {
             Ok(env) => env,
             Err(e) => {
-                failures.push((
+                failures.push(Unreadable::new(
                     ReasonCode::Malformed,
                     format!("a signature of {image} is malformed: {e}"),
                 ));
@@ -121,7 +121,7 @@ pub fn judge(
         }
         let version = sig.version.get();
         let failure = if targets_match && sig.subject.size != evidence.length {
-            Some((
+            Some(Unreadable::new(
                 ReasonCode::LengthMismatch,
                 format!(
                     "the signature of {path} gives size {}, trusted metadata lists {}",
@@ -133,7 +133,7 @@ pub fn judge(
             .iter()
             .any(|s| spec.keyids.contains(&s.keyid))
         {
-            Some((
+            Some(Unreadable::new(
                 ReasonCode::NotSigned,
                 format!(
                     "the signature of {path} is by keys not delegated for it (role {} trusts {})",
@@ -142,17 +142,17 @@ pub fn judge(
                 ),
             ))
         } else if let Err(e) = check_threshold(spec, &env.canonical, &env.signatures) {
-            Some((
+            Some(Unreadable::new(
                 ReasonCode::ThresholdNotMet,
                 format!("signature of {path}: {e}"),
             ))
         } else if sig.expires.is_expired(now) {
-            Some((
+            Some(Unreadable::new(
                 ReasonCode::Expired,
                 format!("the signature of {path} expired at {}", sig.expires.0),
             ))
         } else if version < high_water {
-            Some((
+            Some(Unreadable::new(
                 ReasonCode::Rollback,
                 format!("signature rollback for {path}: version {version} is older than version {high_water} already seen"),
             ))
@@ -168,10 +168,10 @@ pub fn judge(
 
     // Failures of signatures that name this path say most about an attack; then the
     // targets mapping; then the absence of any signature.
-    let worst = failures.into_iter().min_by_key(|(r, _)| failure_rank(*r));
+    let worst = failures.into_iter().min_by_key(|f| failure_rank(f.reason));
     match (targets_match, best, worst) {
         (true, Some((version, expires)), _) => Ok(Accepted { version, expires }),
-        (_, None, Some((reason, message))) => Err(Verdict::deny(reason, message)),
+        (_, None, Some(f)) => Err(Verdict::deny(f.reason, f.message)),
         (false, _, _) => Err(Verdict::deny(
             ReasonCode::DigestMismatch,
             format!(
@@ -195,9 +195,10 @@ fn failure_rank(r: ReasonCode) -> u8 {
         ReasonCode::ThresholdNotMet => 3,
         ReasonCode::DigestMismatch => 4,
         ReasonCode::LengthMismatch => 5,
-        // A registry that did not answer in time, or at all, may have held back the
-        // signature that would admit: that says more than a junk entry beside it.
-        ReasonCode::Unavailable => 6,
+        // A registry that did not answer in time, or at all, or refused or rate-limited the
+        // read, may have held back the signature that would admit: that says more than a
+        // junk entry beside it.
+        ReasonCode::Unavailable | ReasonCode::Unauthorized | ReasonCode::RateLimited => 6,
         ReasonCode::Malformed => 7,
         _ => 8,
     }
@@ -374,10 +375,50 @@ mod tests {
             reason(c.judge(Some("1"), &hex, 0, vec![Ok(b"{".to_vec())])),
             ReasonCode::Malformed
         );
+        // a signature of another size than the trusted target
+        let mut resized: serde_json::Value =
+            serde_json::from_slice(&good().expect("bytes")).expect("json");
+        resized["signed"]["subject"]["size"] = (SIZE + 1).into();
+        let resized = sign_document(&resized["signed"], &[&c.team]).expect("signed");
+        assert_eq!(
+            reason(c.judge(Some("1"), &hex, 0, vec![Ok(resized)])),
+            ReasonCode::LengthMismatch
+        );
         // one good signature admits whatever junk is beside it
         let junk = Err(Unreadable::new(ReasonCode::Unavailable, "not found"));
         assert!(c
             .judge(Some("1"), &hex, 0, vec![junk, Ok(b"[]".to_vec()), good()])
             .is_ok());
+    }
+
+    #[test]
+    fn the_denial_that_says_most_is_reported() {
+        let c = Case::new();
+        let hex = c.digest.sha256_hex().expect("sha256").to_string();
+        let junk = || Ok(b"{".to_vec());
+        let failed = |r| Err(Unreadable::new(r, "could not read"));
+        // An attack on a signature that names the path comes first...
+        let old = c.doc(&["1"], 1, LATER, &c.team);
+        assert_eq!(
+            reason(c.judge(
+                Some("1"),
+                &hex,
+                5,
+                vec![failed(ReasonCode::Unavailable), junk(), old]
+            )),
+            ReasonCode::Rollback
+        );
+        // ...and a read that failed or was refused beats a junk entry beside it: the
+        // signature that would admit may be the one not read.
+        for r in [
+            ReasonCode::Unavailable,
+            ReasonCode::Unauthorized,
+            ReasonCode::RateLimited,
+        ] {
+            assert_eq!(
+                reason(c.judge(Some("1"), &hex, 0, vec![junk(), failed(r)])),
+                r
+            );
+        }
     }
 }
