@@ -11,16 +11,15 @@ use chrono::Utc;
 use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{export, Bundle};
 use pullguard_plugin::config::Config;
-use pullguard_plugin::image::{verify_image, Checked, SignatureSource};
+use pullguard_plugin::image::{pin, verify_image, Checked, SignatureSource};
 use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
-use pullguard_plugin::registry::oci::IMAGE_MEDIA_TYPES;
 use pullguard_plugin::registry::{ImageRef, NameError, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
 use pullguard_plugin::store::dir::DirStore;
 use pullguard_plugin::store::scoped::{self, ScopeError};
-use pullguard_plugin::tuf::fetch::{FetchError, MetadataSource};
+use pullguard_plugin::tuf::fetch::MetadataSource;
 use pullguard_plugin::tuf::{Limits, Updater};
 use pullguard_plugin::verdict::{one_line, ReasonCode, Verdict};
 
@@ -184,12 +183,16 @@ fn invalid(e: anyhow::Error) -> Failure {
     (ReasonCode::InvalidRequest, e)
 }
 
+fn denial(v: Verdict) -> Failure {
+    (v.reason, anyhow!(v.message))
+}
+
 fn check_image(
     a: VerifyArgs,
     config: &dyn Fn() -> Result<Config>,
 ) -> std::result::Result<Checked, Failure> {
     let scope = scope_of(&a.scope).map_err(invalid)?;
-    let mut image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e.into()))?;
+    let image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e.into()))?;
     if scope.target_path(&image).is_none() {
         return Err(invalid(anyhow!("{image} is not in scope {scope}")));
     }
@@ -205,31 +208,14 @@ fn check_image(
                 bundle.scope
             )));
         }
-        if image.digest().is_none() {
-            let found = bundle
-                .images
-                .iter()
-                .find(|i| i.reference == image.to_string())
-                .ok_or_else(|| invalid(anyhow!("{image} is not in the bundle; give its digest")))?;
-            image = image.with_digest(found.digest.clone());
-        }
+        let image = bundle.pin(&image).map_err(denial)?;
         return Ok(check(&mut updater(&bundle, store), &bundle, &scope, &image));
     }
     let registry = config()
         .and_then(|c| c.registry(scope.registry()).map_err(|e| anyhow!(e)))
         .map_err(invalid)?;
     let registry = Arc::new(registry.with_deadline(deadline));
-    if image.digest().is_none() {
-        let tag = image.tag().unwrap_or_default().to_string();
-        let digest = registry
-            .resolve(image.repository(), &tag, &IMAGE_MEDIA_TYPES)
-            .map_err(|e| {
-                let reason = FetchError::from(e.clone()).reason();
-                (reason, anyhow!("resolving the tag: {e}"))
-            })?
-            .ok_or_else(|| invalid(anyhow!("{image} does not exist in the registry")))?;
-        image = image.with_digest(digest);
-    }
+    let image = pin(&registry, &image).map_err(denial)?;
     let checked = match (&a.metadata_url, &a.metadata_dir) {
         (Some(url), _) => {
             let source = HttpSource::new(url, None, Duration::from_secs(30))

@@ -78,6 +78,25 @@ impl Bundle {
         serde_json::to_vec_pretty(self).map_err(|e| format!("cannot encode the bundle: {e}"))
     }
 
+    /// `image` pinned to the digest the bundle holds for it (unchanged when it names a
+    /// digest already); else the denial that says why not.
+    pub fn pin(&self, image: &ImageRef) -> Result<ImageRef, crate::verdict::Verdict> {
+        if image.digest().is_some() {
+            return Ok(image.clone());
+        }
+        let shown = image.to_string();
+        self.images
+            .iter()
+            .find(|i| i.reference == shown)
+            .map(|i| image.with_digest(i.digest.clone()))
+            .ok_or_else(|| {
+                crate::verdict::Verdict::deny(
+                    ReasonCode::InvalidRequest,
+                    format!("{image} is not in the bundle; give its digest"),
+                )
+            })
+    }
+
     /// Adds a document under its file name; only UTF-8 documents can be bundled.
     pub fn add_metadata(&mut self, file: &str, bytes: Vec<u8>) -> Result<(), String> {
         let text = String::from_utf8(bytes).map_err(|_| format!("{file} is not UTF-8 JSON"))?;

@@ -5,7 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::registry::{Digest, ImageRef, Scope};
+use crate::registry::oci::IMAGE_MEDIA_TYPES;
+use crate::registry::{Digest, ImageRef, Registry, Scope};
 use crate::tuf::client::Updater;
 use crate::tuf::fetch::{FetchError, MetadataSource};
 use crate::tuf::state::TrustStore;
@@ -16,6 +17,26 @@ use crate::verify::{judge, Claim, Evidence, SignatureRead};
 pub trait SignatureSource {
     /// The signature documents attached to `digest` in the registry repository `repo`.
     fn signatures(&self, repo: &str, digest: &Digest) -> Result<Vec<SignatureRead>, FetchError>;
+}
+
+/// `image` pinned to the digest its tag names in `registry` now, as a pull would resolve
+/// it (unchanged when it names a digest already); else the denial that says why not.
+pub fn pin(registry: &Registry, image: &ImageRef) -> Result<ImageRef, Verdict> {
+    if image.digest().is_some() {
+        return Ok(image.clone());
+    }
+    let tag = image.tag().unwrap_or_default();
+    match registry.resolve(image.repository(), tag, &IMAGE_MEDIA_TYPES) {
+        Ok(Some(digest)) => Ok(image.with_digest(digest)),
+        Ok(None) => Err(Verdict::deny(
+            ReasonCode::InvalidRequest,
+            format!("{image} does not exist in the registry"),
+        )),
+        Err(e) => {
+            let message = format!("resolving the tag: {e}");
+            Err(Verdict::deny(FetchError::from(e).reason(), message))
+        }
+    }
 }
 
 /// What a verification found, for the verdict and for the caller's report.
