@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{export, Bundle};
-use pullguard_plugin::config::Config;
+use pullguard_plugin::config::{Config, DEADLINE_MAX};
 use pullguard_plugin::image::{pin, verify_image, Checked, SignatureSource};
 use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
 use pullguard_plugin::registry::{ImageRef, NameError, Scope};
@@ -55,16 +55,11 @@ pub struct VerifyArgs {
     deadline: Duration,
 }
 
-/// The longest `--deadline` accepted.
-const DEADLINE_MAX: Duration = Duration::from_secs(3600);
-
 fn parse_deadline(s: &str) -> std::result::Result<Duration, String> {
-    let d = pullguard_plugin::publish::repo::parse_duration(s)?
-        .to_std()
-        .map_err(|_| format!("`{s}` is not a time limit"))?;
-    if d.is_zero() || d > DEADLINE_MAX {
+    let d = pullguard_plugin::config::parse_setting_duration(s, false)?;
+    if d > DEADLINE_MAX {
         return Err(format!(
-            "`{s}`: a deadline is more than 0 s and at most {} s",
+            "`{s}`: a deadline is at most {} s",
             DEADLINE_MAX.as_secs()
         ));
     }

@@ -18,6 +18,8 @@ use crate::registry::{ImageRef, Registry, RegistryConfig, Scope};
 
 /// The largest config file read.
 pub const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+/// The longest deadline one verification may be given.
+pub const DEADLINE_MAX: Duration = Duration::from_secs(3600);
 /// Where the config is when neither `--config` nor `$PULLGUARD_CONFIG` names it.
 pub const DEFAULT_PATH: &str = "/etc/pullguard/pullguard.toml";
 
@@ -182,7 +184,7 @@ impl SourceKind {
 
 /// A duration of the config (`5s`, `10m`, `1h`, `7d`); `zero_ok` lets `0s` through.
 pub fn parse_setting_duration(s: &str, zero_ok: bool) -> Result<Duration, String> {
-    let zero = s.trim().trim_end_matches(['s', 'm', 'h', 'd']) == "0";
+    let zero = s.trim().strip_suffix(['s', 'm', 'h', 'd']) == Some("0");
     if zero && zero_ok {
         return Ok(Duration::ZERO);
     }
@@ -253,7 +255,7 @@ impl Config {
             }
         }
         match parse_setting_duration(&d.verify_deadline, false) {
-            Ok(t) if t <= crate::io::REQUEST_TIMEOUT_MAX => {}
+            Ok(t) if t <= DEADLINE_MAX => {}
             Ok(_) => {
                 return invalid(
                     "daemon.verify_deadline".into(),
@@ -476,6 +478,7 @@ timeout_secs = 5
             assert!(err.contains(says), "{extra}: {err}");
         }
         assert!(parse(&scope("offline_grace = \"0s\"")).is_ok());
+        assert!(parse(&scope("offline_grace = \"0sm\"")).is_err());
         let twice = format!("{}\n{}", scope(""), scope(""));
         assert!(parse(&twice)
             .expect_err("twice")
