@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod publisher;
+mod serve;
 mod tuf_client;
 mod verifier;
 
@@ -43,6 +44,9 @@ enum Command {
     Bundle(verifier::BundleCommand),
     /// A TUF client with the conformance-suite command line (init / refresh / download).
     TufClient(tuf_client::TufClientArgs),
+    /// The node daemon: answers verifications on its Unix socket (`[daemon]` in the
+    /// config) until SIGTERM or SIGINT.
+    Serve,
 }
 
 /// Runs a command; `Ok(false)` is a denial that was already reported (exit 1).
@@ -59,6 +63,7 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
         Command::Verify(a) => verifier::verify(a, &config),
         Command::Bundle(c) => verifier::bundle(c, &config),
         Command::TufClient(a) => tuf_client::run(a).map(|()| true),
+        Command::Serve => serve::serve(&config()?).map(|()| true),
     }
 }
 

@@ -1477,3 +1477,119 @@ fn a_config_that_cannot_be_used_exits_64_naming_the_file_and_the_key() {
         );
     }
 }
+
+// ---- The node daemon ----
+
+/// A client of the daemon's socket.
+async fn daemon_client(
+    socket: PathBuf,
+) -> pullguard_proto::v1::verifier_client::VerifierClient<tonic::transport::Channel> {
+    let channel = tonic::transport::Endpoint::from_static("http://daemon.invalid")
+        .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
+            let socket = socket.clone();
+            async move {
+                let stream = tokio::net::UnixStream::connect(socket).await?;
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+            }
+        }))
+        .await
+        .expect("connect to the daemon");
+    pullguard_proto::v1::verifier_client::VerifierClient::new(channel)
+}
+
+#[test]
+fn the_daemon_answers_verifications_on_its_socket_and_stops_on_sigterm() {
+    use pullguard_proto::v1 as pb;
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::published();
+    let socket = f.path("run/pullguard.sock");
+    let config = format!(
+        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n\n[[scope]]\nname = \"{}\"\nroot = \"{}\"\n\n[registries.\"{}\"]\nplain_http = true\n",
+        socket.display(),
+        f.path("daemon-state").display(),
+        f.scope,
+        f.path("pullguard-repo/metadata/1.root.json").display(),
+        f.registry.host
+    );
+    std::fs::write(f.path("pullguard.toml"), config).expect("config");
+    let mut daemon = f
+        .cmd(&["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no socket after 20 s"
+        );
+        if let Ok(Some(status)) = daemon.try_wait() {
+            panic!("the daemon exited: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&socket), 0o660);
+    assert_eq!(mode(&f.path("run")), 0o750);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let one = f.app_digest("1").to_string();
+    let two = f.app_digest("2").to_string();
+    let image = f.image("1");
+    let elsewhere = format!("{}/other/app:1", f.registry.host);
+    let answers = runtime.block_on(async {
+        let client = daemon_client(socket.clone()).await;
+        let ask = |reference: &str, digest: &str| {
+            let request = pb::VerifyRequest {
+                reference: reference.to_string(),
+                digest: digest.to_string(),
+            };
+            let mut client = client.clone();
+            async move { client.verify(request).await.map(|r| r.into_inner()) }
+        };
+        let admitted = ask(&image, &one).await;
+        let again = ask(&image, &one).await;
+        let substituted = ask(&image, &two).await;
+        let unmatched = ask(&elsewhere, &one).await;
+        let garbage = ask("not a reference", &one).await;
+        (admitted, again, substituted, unmatched, garbage)
+    });
+    let (admitted, again, substituted, unmatched, garbage) = answers;
+    let admitted = admitted.expect("an answer");
+    assert!(admitted.admitted, "{admitted:?}");
+    assert!(
+        admitted.message.contains("signed (version 1) by role team"),
+        "{admitted:?}"
+    );
+    assert!(again.expect("an answer").admitted);
+    let substituted = substituted.expect("an answer");
+    assert!(!substituted.admitted);
+    assert_eq!(
+        substituted.reason,
+        pb::Reason::DigestMismatch as i32,
+        "{substituted:?}"
+    );
+    let unmatched = unmatched.expect("an answer");
+    assert!(!unmatched.admitted);
+    assert!(
+        unmatched.message.contains("in no configured scope"),
+        "{unmatched:?}"
+    );
+    let garbage = garbage.expect_err("bad input");
+    assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
+
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &daemon.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let out = daemon.wait_with_output().expect("the daemon stops");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!socket.exists(), "the socket is removed");
+}

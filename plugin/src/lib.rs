@@ -8,6 +8,7 @@ pub mod config;
 pub mod grpc;
 pub mod image;
 pub mod io;
+pub mod node;
 pub mod publish;
 pub mod registry;
 pub mod source;

@@ -1,3 +1,5 @@
-//! The gRPC face of the verifier. Every protobuf ↔ domain conversion is in [`convert`].
+//! The gRPC face of the verifier: a thin service over the domain ([`service::Verify`]).
+//! Every protobuf ↔ domain conversion is in [`convert`].
 
 pub mod convert;
+pub mod service;

@@ -1,0 +1,261 @@
+//! The node's verifier (DESIGN §5): what `pullguard serve` answers for one image. It finds
+//! the image's scope (the longest configured prefix), keeps each scope's trusted state in
+//! RocksDB, refreshes it and checks the image with [`crate::image::verify_image`], within
+//! one deadline, then applies the scope's mode. Blocking: the gRPC layer calls it off the
+//! async runtime.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use pullguard_cache::Store;
+
+use crate::bundle::Bundle;
+use crate::config::{
+    parse_setting_duration, Config, Mode, Require, ScopeConfig, SourceKind, Unmatched,
+};
+use crate::image::{verify_image, SignatureSource};
+use crate::io::{read_file, Deadline};
+use crate::registry::{Digest, ImageRef, Registry, Scope};
+use crate::source::dir::DirSource;
+use crate::source::http::HttpSource;
+use crate::source::oci::OciSource;
+use crate::store::rocks::RocksTrustStore;
+use crate::tuf::fetch::MetadataSource;
+use crate::tuf::state::TrustStore;
+use crate::tuf::{Limits, RoleName, TrustedSet, Updater};
+use crate::verdict::{ReasonCode, Verdict};
+
+/// Why a node could not be set up from its config (before anything is served).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("scope[{index}].{key}: {reason}")]
+    Scope {
+        index: usize,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("registry {host}: {source}")]
+    Registry {
+        host: String,
+        source: crate::registry::client::SetupError,
+    },
+}
+
+/// One configured scope and what is needed to check its images.
+struct NodeScope {
+    scope: Scope,
+    config: ScopeConfig,
+    registry: Arc<Registry>,
+    bundle: Option<Arc<Bundle>>,
+    /// One check at a time per scope: a refresh writes the scope's trusted state.
+    busy: Mutex<()>,
+}
+
+/// The verifier of one node.
+pub struct Node {
+    db: Arc<Store>,
+    scopes: Vec<NodeScope>,
+    unmatched: Unmatched,
+    allow: Vec<ImageRef>,
+    deadline: Duration,
+}
+
+/// How long an admission by `daemon.allow` may be reused: the config can change.
+const ALLOWED_FOR: chrono::Duration = chrono::Duration::minutes(5);
+
+impl Node {
+    /// A node for `config` (already validated), keeping trusted state in `db`.
+    pub fn new(config: &Config, db: Arc<Store>) -> Result<Self, NodeError> {
+        let mut scopes = Vec::new();
+        let mut registries: BTreeMap<String, Arc<Registry>> = BTreeMap::new();
+        for (index, s) in config.scopes.iter().enumerate() {
+            let bad = |key: &'static str, reason: String| NodeError::Scope { index, key, reason };
+            let scope: Scope = s.name.parse().map_err(|e| bad("name", format!("{e}")))?;
+            if s.require != Require::Both {
+                return Err(bad(
+                    "require",
+                    "only `both` (targets and signature) is implemented so far".into(),
+                ));
+            }
+            let host = scope.registry().to_string();
+            let registry = match registries.get(&host) {
+                Some(r) => Arc::clone(r),
+                None => {
+                    let r = config
+                        .registry(&host)
+                        .map_err(|source| NodeError::Registry {
+                            host: host.clone(),
+                            source,
+                        })?;
+                    registries.insert(host, Arc::clone(&r));
+                    r
+                }
+            };
+            let bundle = match SourceKind::parse(&s.source).map_err(|e| bad("source", e))? {
+                SourceKind::Bundle(path) => {
+                    let bytes = read_file(&path, crate::bundle::BUNDLE_MAX)
+                        .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
+                    let b = Bundle::from_slice(&bytes)
+                        .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
+                    Some(Arc::new(b))
+                }
+                _ => None,
+            };
+            scopes.push(NodeScope {
+                scope,
+                config: s.clone(),
+                registry,
+                bundle,
+                busy: Mutex::new(()),
+            });
+        }
+        let allow = config
+            .daemon
+            .allow
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let deadline = parse_setting_duration(&config.daemon.verify_deadline, false)
+            .unwrap_or(Duration::from_secs(5));
+        Ok(Node {
+            db,
+            scopes,
+            unmatched: config.daemon.unmatched,
+            allow,
+            deadline,
+        })
+    }
+
+    /// The verdict for `reference` (as the runtime names it) with manifest `digest`.
+    pub fn verify(&self, reference: &str, digest: &str) -> Verdict {
+        let invalid = |m: String| Verdict::deny(ReasonCode::InvalidRequest, m);
+        let image: ImageRef = match reference.parse() {
+            Ok(i) => i,
+            Err(e) => return invalid(format!("reference: {e}")),
+        };
+        let digest: Digest = match digest.parse() {
+            Ok(d) => d,
+            Err(e) => return invalid(format!("digest: {e}")),
+        };
+        if image.digest().is_some_and(|d| *d != digest) {
+            return invalid(format!("{image} names another digest than {digest}"));
+        }
+        let image = image.with_digest(digest);
+        if self.allow.iter().any(|a| is_same_image(a, &image)) {
+            return Verdict::admit(
+                format!("{image} is allowed by digest (daemon.allow)"),
+                Utc::now() + ALLOWED_FOR,
+            );
+        }
+        let Some(s) = self.scope_of(&image) else {
+            return match self.unmatched {
+                Unmatched::Deny => Verdict::deny(
+                    ReasonCode::NoTrustRoot,
+                    format!("{image} is in no configured scope (daemon.unmatched = \"deny\")"),
+                ),
+                Unmatched::Admit => Verdict::admit(
+                    format!("{image} is in no configured scope (daemon.unmatched = \"admit\")"),
+                    Utc::now() + ALLOWED_FOR,
+                ),
+            };
+        };
+        match s.config.mode {
+            Mode::Off => Verdict::admit(
+                format!("scope {} is off: {image} is not checked", s.scope),
+                Utc::now() + ALLOWED_FOR,
+            ),
+            Mode::Enforce => self.check(s, &image),
+            Mode::Warn => {
+                let v = self.check(s, &image);
+                if v.admitted {
+                    v
+                } else {
+                    Verdict {
+                        admitted: true,
+                        message: format!("warn mode, would deny: {}", v.message),
+                        ..v
+                    }
+                }
+            }
+        }
+    }
+
+    /// The scope with the longest namespace that holds `image`.
+    fn scope_of(&self, image: &ImageRef) -> Option<&NodeScope> {
+        self.scopes
+            .iter()
+            .filter(|s| s.scope.relative_repository(image).is_some())
+            .max_by_key(|s| s.scope.namespace().len())
+    }
+
+    fn check(&self, s: &NodeScope, image: &ImageRef) -> Verdict {
+        let _one_at_a_time = s.busy.lock().unwrap_or_else(|p| p.into_inner());
+        let deadline = Deadline::after(self.deadline);
+        let registry = s.registry.with_deadline(deadline);
+        let mut store = RocksTrustStore::new(Arc::clone(&self.db), s.scope.to_string());
+        if let Err(v) = ensure_root(&mut store, &s.config) {
+            return v;
+        }
+        let signatures: &dyn SignatureSource = match &s.bundle {
+            Some(b) => b.as_ref(),
+            None => &registry,
+        };
+        let source: Box<dyn MetadataSource> =
+            match SourceKind::parse(&s.config.source).unwrap_or(SourceKind::Oci) {
+                SourceKind::Oci => {
+                    let mut source = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
+                    if let Some(repo) = &s.config.trust_repository {
+                        source = source.with_trust_repository(repo);
+                    }
+                    Box::new(source)
+                }
+                SourceKind::Http(url) => match HttpSource::new(&url, None, registry.timeout()) {
+                    Ok(h) => Box::new(h.with_deadline(deadline)),
+                    Err(e) => return Verdict::deny(ReasonCode::Internal, e),
+                },
+                SourceKind::Dir(dir) => Box::new(DirSource::new(dir.clone(), dir.join("targets"))),
+                SourceKind::Bundle(_) => match &s.bundle {
+                    Some(b) => Box::new(Arc::clone(b)),
+                    None => return Verdict::deny(ReasonCode::Internal, "no bundle loaded"),
+                },
+            };
+        let mut updater = Updater::new(source, store, Limits::default());
+        verify_image(&mut updater, signatures, &s.scope, image, Utc::now()).verdict
+    }
+}
+
+/// `allowed` and `image` are the same repository and digest.
+fn is_same_image(allowed: &ImageRef, image: &ImageRef) -> bool {
+    allowed.registry() == image.registry()
+        && allowed.repository() == image.repository()
+        && allowed.digest() == image.digest()
+}
+
+/// A scope's state starts from its configured root, checked before it is installed (TUF
+/// 5.2); later roots come only through verified rotations.
+fn ensure_root(store: &mut RocksTrustStore, config: &ScopeConfig) -> Result<(), Verdict> {
+    let internal = |m: String| Verdict::deny(ReasonCode::Internal, m);
+    match store.load(&RoleName::root()) {
+        Ok(Some(_)) => return Ok(()),
+        Ok(None) => {}
+        Err(e) => return Err(internal(e.to_string())),
+    }
+    let bytes = read_file(&config.root, Limits::default().root_max).map_err(|e| {
+        Verdict::deny(
+            ReasonCode::NoTrustRoot,
+            format!("{}: {e}", config.root.display()),
+        )
+    })?;
+    let trusted = TrustedSet::from_root(&bytes, Utc::now()).map_err(|e| {
+        Verdict::deny(
+            e.reason(),
+            format!("{} is not a usable trust root: {e}", config.root.display()),
+        )
+    })?;
+    let version = trusted.root().signed.version.get();
+    store
+        .persist(&RoleName::root(), version, &bytes)
+        .map_err(|e| internal(e.to_string()))
+}
