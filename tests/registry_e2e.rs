@@ -1498,7 +1498,7 @@ async fn daemon_client(
 }
 
 #[test]
-fn the_daemon_answers_verifications_on_its_socket_and_stops_on_sigterm() {
+fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_stops_on_sigterm() {
     use pullguard_proto::v1 as pb;
     use std::os::unix::fs::PermissionsExt;
     let f = Fixture::published();
@@ -1512,23 +1512,11 @@ fn the_daemon_answers_verifications_on_its_socket_and_stops_on_sigterm() {
         f.registry.host
     );
     std::fs::write(f.path("pullguard.toml"), config).expect("config");
-    let mut daemon = f
-        .cmd(&["serve"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the daemon");
-    let started = std::time::Instant::now();
-    while !socket.exists() {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(20),
-            "no socket after 20 s"
-        );
-        if let Ok(Some(status)) = daemon.try_wait() {
-            panic!("the daemon exited: {status}");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    // A second timestamp is published, so there is an older one to replay later.
+    let old_timestamp = f.trust_tag("timestamp");
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    f.ok(&["repo", "publish"]);
+    let daemon = start_daemon(&f, &socket);
     let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode(&socket), 0o660);
     assert_eq!(mode(&f.path("run")), 0o750);
@@ -1579,6 +1567,49 @@ fn the_daemon_answers_verifications_on_its_socket_and_stops_on_sigterm() {
     let garbage = garbage.expect_err("bad input");
     assert_eq!(garbage.code(), tonic::Code::InvalidArgument, "{garbage:?}");
 
+    stop_daemon(daemon, &socket);
+
+    // A restart keeps the trusted state: the registry replays the older timestamp while
+    // the daemon is down, and the restarted daemon still knows the newer one.
+    f.retag_trust("timestamp", &old_timestamp);
+    let daemon = start_daemon(&f, &socket);
+    let replayed = runtime.block_on(async {
+        let request = pb::VerifyRequest {
+            reference: image.clone(),
+            digest: one.clone(),
+        };
+        daemon_client(socket.clone()).await.verify(request).await
+    });
+    let replayed = replayed.expect("an answer").into_inner();
+    assert!(!replayed.admitted, "{replayed:?}");
+    assert_eq!(replayed.reason, pb::Reason::Rollback as i32, "{replayed:?}");
+    stop_daemon(daemon, &socket);
+}
+
+/// `pullguard serve` with the fixture's config, once its socket is there.
+fn start_daemon(f: &Fixture, socket: &Path) -> std::process::Child {
+    let mut daemon = f
+        .cmd(&["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the daemon");
+    let started = std::time::Instant::now();
+    while !socket.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "no socket after 20 s"
+        );
+        if let Ok(Some(status)) = daemon.try_wait() {
+            panic!("the daemon exited: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    daemon
+}
+
+/// SIGTERM: the daemon must exit 0 and remove its socket.
+fn stop_daemon(daemon: std::process::Child, socket: &Path) {
     let term = std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()

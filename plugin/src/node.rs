@@ -259,3 +259,81 @@ fn ensure_root(store: &mut RocksTrustStore, config: &ScopeConfig) -> Result<(), 
         .persist(&RoleName::root(), version, &bytes)
         .map_err(|e| internal(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(config: &str) -> (Node, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config: Config = toml::from_str(config).expect("config");
+        config.validate().expect("valid");
+        let db = Arc::new(Store::open(&dir.path().join("db")).expect("db"));
+        (Node::new(&config, db).expect("node"), dir)
+    }
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn images_in_no_scope_get_the_unmatched_policy_and_the_allow_list_by_digest() {
+        let digest = format!("sha256:{HEX}");
+        let (deny, _d1) = node(&format!("[daemon]\nallow = [\"r.io/pause@{digest}\"]\n"));
+        let v = deny.verify("r.io/app:1", &digest);
+        assert!(!v.admitted);
+        assert_eq!(v.reason, ReasonCode::NoTrustRoot);
+        assert!(
+            v.message.contains("daemon.unmatched = \"deny\""),
+            "{}",
+            v.message
+        );
+        // Allowed by digest: under any tag, but not another repository with that digest.
+        assert!(deny.verify("r.io/pause:3.9", &digest).admitted);
+        assert!(!deny.verify("r.io/other:3.9", &digest).admitted);
+        let (admit, _d2) = node("[daemon]\nunmatched = \"admit\"\n");
+        let v = admit.verify("r.io/app:1", &digest);
+        assert!(v.admitted, "{}", v.message);
+        assert!(v.valid_until.is_some());
+    }
+
+    #[test]
+    fn bad_requests_are_invalid_and_say_why() {
+        let (n, _d) = node("");
+        let digest = format!("sha256:{HEX}");
+        for (reference, digest, says) in [
+            ("app:1", digest.as_str(), "reference"),
+            ("r.io/app:1", "sha256:xyz", "digest"),
+            (
+                &format!("r.io/app@sha256:{}", "f".repeat(64)) as &str,
+                digest.as_str(),
+                "another digest",
+            ),
+        ] {
+            let v = n.verify(reference, digest);
+            assert_eq!(v.reason, ReasonCode::InvalidRequest, "{reference}");
+            assert!(v.message.contains(says), "{reference}: {}", v.message);
+        }
+    }
+
+    #[test]
+    fn a_scope_in_off_mode_admits_unchecked_and_only_both_is_implemented() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root.json");
+        std::fs::write(&root, "{}").expect("root");
+        let scope = |extra: &str| {
+            format!(
+                "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{}\"\n{extra}",
+                root.display()
+            )
+        };
+        let (off, _d) = node(&scope("mode = \"off\""));
+        let v = off.verify("127.0.0.1:1/acme/app:1", &format!("sha256:{HEX}"));
+        assert!(v.admitted && v.message.contains("is off"), "{}", v.message);
+        let config: Config = toml::from_str(&scope("require = \"targets\"")).expect("config");
+        let db = Arc::new(Store::open(&dir.path().join("db")).expect("db"));
+        let err = Node::new(&config, db).err().expect("not implemented");
+        assert!(
+            err.to_string().starts_with("scope[0].require: only `both`"),
+            "{err}"
+        );
+    }
+}
