@@ -202,22 +202,31 @@ impl Node {
             Some(b) => b.as_ref(),
             None => &registry,
         };
-        let source: Box<dyn MetadataSource> =
+        // One of these is the scope's source; each kind lives for this check only.
+        let (oci, http, dir);
+        let source: &dyn MetadataSource =
             match SourceKind::parse(&s.config.source).unwrap_or(SourceKind::Oci) {
                 SourceKind::Oci => {
-                    let mut source = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
+                    let mut o = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
                     if let Some(repo) = &s.config.trust_repository {
-                        source = source.with_trust_repository(repo);
+                        o = o.with_trust_repository(repo);
                     }
-                    Box::new(source)
+                    oci = o;
+                    &oci
                 }
                 SourceKind::Http(url) => match HttpSource::new(&url, None, registry.timeout()) {
-                    Ok(h) => Box::new(h.with_deadline(deadline)),
+                    Ok(h) => {
+                        http = h.with_deadline(deadline);
+                        &http
+                    }
                     Err(e) => return Verdict::deny(ReasonCode::Internal, e),
                 },
-                SourceKind::Dir(dir) => Box::new(DirSource::new(dir.clone(), dir.join("targets"))),
+                SourceKind::Dir(d) => {
+                    dir = DirSource::new(d.clone(), d.join("targets"));
+                    &dir
+                }
                 SourceKind::Bundle(_) => match &s.bundle {
-                    Some(b) => Box::new(Arc::clone(b)),
+                    Some(b) => b.as_ref(),
                     None => return Verdict::deny(ReasonCode::Internal, "no bundle loaded"),
                 },
             };

@@ -110,47 +110,6 @@ impl<S: MetadataSource + ?Sized> MetadataSource for &S {
     }
 }
 
-/// A boxed or shared source is a source (one chosen at run time; one shared by checks).
-impl<S: MetadataSource + ?Sized> MetadataSource for Box<S> {
-    fn fetch_metadata(
-        &self,
-        role: &RoleName,
-        version: Option<u64>,
-        max_len: u64,
-    ) -> Result<Vec<u8>, FetchError> {
-        (**self).fetch_metadata(role, version, max_len)
-    }
-
-    fn fetch_target(
-        &self,
-        path: &str,
-        hash_prefix: Option<&str>,
-        max_len: u64,
-    ) -> Result<Vec<u8>, FetchError> {
-        (**self).fetch_target(path, hash_prefix, max_len)
-    }
-}
-
-impl<S: MetadataSource + ?Sized> MetadataSource for std::sync::Arc<S> {
-    fn fetch_metadata(
-        &self,
-        role: &RoleName,
-        version: Option<u64>,
-        max_len: u64,
-    ) -> Result<Vec<u8>, FetchError> {
-        (**self).fetch_metadata(role, version, max_len)
-    }
-
-    fn fetch_target(
-        &self,
-        path: &str,
-        hash_prefix: Option<&str>,
-        max_len: u64,
-    ) -> Result<Vec<u8>, FetchError> {
-        (**self).fetch_target(path, hash_prefix, max_len)
-    }
-}
-
 /// The file name of a role's metadata in the standard TUF layout (role name percent-encoded).
 pub fn metadata_file_name(role: &RoleName, version: Option<u64>) -> String {
     match version {
