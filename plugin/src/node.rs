@@ -186,11 +186,20 @@ impl Node {
     fn scope_of(&self, image: &ImageRef) -> Option<&NodeScope> {
         self.scopes
             .iter()
-            .filter(|s| s.scope.relative_repository(image).is_some())
+            .filter(|s| s.scope.contains(image))
             .max_by_key(|s| s.scope.namespace().len())
     }
 
     fn check(&self, s: &NodeScope, image: &ImageRef) -> Verdict {
+        if s.scope.relative_repository(image).is_none() {
+            return Verdict::deny(
+                ReasonCode::UnknownTarget,
+                format!(
+                    "{image} is in the trust repository of scope {}, not an image of it",
+                    s.scope
+                ),
+            );
+        }
         let _one_at_a_time = s.busy.lock().unwrap_or_else(|p| p.into_inner());
         let deadline = Deadline::after(self.deadline);
         let registry = s.registry.with_deadline(deadline);
@@ -302,6 +311,30 @@ mod tests {
         let v = admit.verify("r.io/app:1", &digest);
         assert!(v.admitted, "{}", v.message);
         assert!(v.valid_until.is_some());
+    }
+
+    #[test]
+    fn the_longest_scope_wins_and_its_trust_repository_is_no_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("root.json");
+        std::fs::write(&root, "{}").expect("root");
+        let text = format!(
+            "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{r}\"\nmode = \"off\"\n\
+             [[scope]]\nname = \"127.0.0.1:1/acme/team\"\nroot = \"{r}\"\n",
+            r = root.display()
+        );
+        let (n, _d) = node(&text);
+        let digest = format!("sha256:{HEX}");
+        // acme is off, acme/team enforces: an image of acme/team is checked (and denied
+        // here, as nothing is published), one of acme is not.
+        assert!(n.verify("127.0.0.1:1/acme/app:1", &digest).admitted);
+        let team = n.verify("127.0.0.1:1/acme/team/app:1", &digest);
+        assert!(!team.admitted, "{}", team.message);
+        // A look-alike namespace is no scope of these.
+        let evil = n.verify("127.0.0.1:1/acme-evil/app:1", &digest);
+        assert!(!evil.admitted && evil.message.contains("in no configured scope"));
+        let trust = n.verify("127.0.0.1:1/acme/team/trust:timestamp", &digest);
+        assert_eq!(trust.reason, ReasonCode::UnknownTarget, "{}", trust.message);
     }
 
     #[test]

@@ -344,6 +344,15 @@ impl Scope {
 
     /// The repository name relative to the scope (the TUF target path's first part), if the
     /// image lies inside the scope.
+    /// Whether `image` lives under this scope's namespace (its trust repository included).
+    pub fn contains(&self, image: &ImageRef) -> bool {
+        image.registry() == self.registry
+            && image
+                .repository()
+                .strip_prefix(self.namespace.as_str())
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+
     pub fn relative_repository<'a>(&self, image: &'a ImageRef) -> Option<&'a str> {
         if image.registry() != self.registry {
             return None;
