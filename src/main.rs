@@ -63,7 +63,16 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
         Command::Verify(a) => verifier::verify(a, &config),
         Command::Bundle(c) => verifier::bundle(c, &config),
         Command::TufClient(a) => tuf_client::run(a).map(|()| true),
-        Command::Serve => serve::serve(&config()?).map(|()| true),
+        Command::Serve => {
+            // The daemon needs its config file: none is not a config of defaults here.
+            let required =
+                pullguard_plugin::config::Config::path(config_path).unwrap_or_else(|| {
+                    std::path::PathBuf::from(pullguard_plugin::config::DEFAULT_PATH)
+                });
+            let config = pullguard_plugin::config::Config::load(Some(&required))
+                .map_err(|e| anyhow::Error::new(e).context("config"))?;
+            serve::serve(&config).map(|()| true)
+        }
     }
 }
 
@@ -101,6 +110,8 @@ fn main() -> ExitCode {
             // A config that cannot be used is a usage error (sysexits EX_USAGE).
             if e.downcast_ref::<pullguard_plugin::config::ConfigError>()
                 .is_some()
+                || e.downcast_ref::<pullguard_plugin::node::NodeError>()
+                    .is_some()
             {
                 ExitCode::from(usage_exit)
             } else {

@@ -1,9 +1,9 @@
 //! `pullguard serve`: the node daemon. It opens the RocksDB state, answers
-//! `pullguard.v1.Verifier` on its Unix socket (directory 0750, socket 0660), and on SIGTERM
-//! or SIGINT stops taking requests, lets those in flight finish, removes its socket and
-//! exits 0.
+//! `pullguard.v1.Verifier` on its Unix socket (a directory it creates is 0750; the socket is
+//! 0660 from the moment it can be reached), and on SIGTERM or SIGINT stops taking requests,
+//! lets those in flight finish, removes its socket and exits 0.
 
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -16,6 +16,11 @@ use pullguard_proto::v1::verifier_server::VerifierServer;
 
 pub fn serve(config: &Config) -> Result<()> {
     let d = &config.daemon;
+    if config.scopes.is_empty() {
+        eprintln!(
+            "pullguard: warning: no [[scope]] is configured: every image gets daemon.unmatched"
+        );
+    }
     std::fs::create_dir_all(&d.state_dir)
         .with_context(|| format!("state directory {}", d.state_dir.display()))?;
     let db = Arc::new(
@@ -26,59 +31,79 @@ pub fn serve(config: &Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(&d.socket, node))
-}
-
-async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
-    let listener = bind(socket)?;
-    eprintln!("pullguard: serving on {}", socket.display());
-    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let served = tonic::transport::Server::builder()
-        .add_service(VerifierServer::new(VerifierService::new(node)))
-        .serve_with_incoming_shutdown(incoming, shutdown_signal())
-        .await;
-    let _ = std::fs::remove_file(socket);
-    served.context("serving gRPC")?;
+    runtime.block_on(run(&d.socket, Arc::clone(&node)))?;
+    // The node (its HTTP clients and the database) is let go here, off the async runtime.
+    drop(runtime);
+    drop(node);
     eprintln!("pullguard: stopped");
     Ok(())
 }
 
-/// The socket, in a directory of mode 0750, with mode 0660. A stale socket of an earlier
-/// run is replaced; any other file there is left alone and refused.
-fn bind(socket: &Path) -> Result<tokio::net::UnixListener> {
-    if let Some(dir) = socket.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750))
-                .with_context(|| dir.display().to_string())?;
+async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Signals first: a daemon that cannot be stopped cleanly does not start.
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let (listener, ours) = bind(socket).await?;
+    eprintln!("pullguard: serving on {}", socket.display());
+    let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
+    };
+    let served = tonic::transport::Server::builder()
+        .add_service(VerifierServer::new(VerifierService::new(node)))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await;
+    // Only our own socket is removed (another daemon may have replaced it).
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
+        let _ = std::fs::remove_file(socket);
+    }
+    served.context("serving gRPC")
+}
+
+/// Binds the socket. A directory that does not exist is created 0750 (an existing one is
+/// left as it is). The socket is bound in a private directory beside it, made 0660 and
+/// only then moved into place, so it is never reachable with wider permissions. A socket
+/// left by an earlier run is replaced, but not one that answers (another daemon), and no
+/// other kind of file. Returns the listener and the socket's (device, inode).
+async fn bind(socket: &Path) -> Result<(tokio::net::UnixListener, (u64, u64))> {
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     match std::fs::symlink_metadata(socket) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(socket)
-            .with_context(|| format!("removing the stale socket {}", socket.display()))?,
+        Ok(m) if m.file_type().is_socket() => {
+            if tokio::net::UnixStream::connect(socket).await.is_ok() {
+                bail!("{} is served by another process", socket.display());
+            }
+        }
         Ok(_) => bail!("{} exists and is not a socket", socket.display()),
         Err(_) => {}
     }
-    let listener = tokio::net::UnixListener::bind(socket)
-        .with_context(|| format!("binding {}", socket.display()))?;
-    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o660))
-        .with_context(|| socket.display().to_string())?;
-    Ok(listener)
-}
-
-/// Resolves at the first SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the daemon would not stop cleanly: stop now instead.
-        eprintln!("pullguard: cannot install signal handlers");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    let private = dir.join(format!(".pullguard-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&private)
+        .with_context(|| format!("creating {}", private.display()))?;
+    let staged = private.join("s");
+    let bound = (|| {
+        let listener = tokio::net::UnixListener::bind(&staged)?;
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o660))?;
+        std::fs::rename(&staged, socket)?;
+        let m = std::fs::symlink_metadata(socket)?;
+        Ok::<_, std::io::Error>((listener, (m.dev(), m.ino())))
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound.with_context(|| format!("binding {}", socket.display()))
 }

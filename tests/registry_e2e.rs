@@ -1520,6 +1520,19 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
     let mode = |p: &Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode(&socket), 0o660);
     assert_eq!(mode(&f.path("run")), 0o750);
+    // A second daemon (its own state) does not take over a socket that is served.
+    let second = f.path("second.toml");
+    let text = std::fs::read_to_string(f.path("pullguard.toml")).expect("config");
+    let text = text.replace("daemon-state", "daemon-state-2");
+    std::fs::write(&second, text).expect("config");
+    let out = run({
+        let mut c = f.cmd(&["serve"]);
+        c.env("PULLGUARD_CONFIG", &second);
+        c
+    });
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(out.stderr.contains("is served by another process"), "{out}");
+    assert!(socket.exists(), "the first daemon's socket stays");
 
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let one = f.app_digest("1").to_string();
@@ -1586,8 +1599,20 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
     stop_daemon(daemon, &socket);
 }
 
+/// A running daemon, killed if a test fails before it is stopped.
+struct Daemon(Option<std::process::Child>);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// `pullguard serve` with the fixture's config, once its socket is there.
-fn start_daemon(f: &Fixture, socket: &Path) -> std::process::Child {
+fn start_daemon(f: &Fixture, socket: &Path) -> Daemon {
     let mut daemon = f
         .cmd(&["serve"])
         .stdout(std::process::Stdio::null())
@@ -1605,11 +1630,12 @@ fn start_daemon(f: &Fixture, socket: &Path) -> std::process::Child {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    daemon
+    Daemon(Some(daemon))
 }
 
 /// SIGTERM: the daemon must exit 0 and remove its socket.
-fn stop_daemon(daemon: std::process::Child, socket: &Path) {
+fn stop_daemon(mut daemon: Daemon, socket: &Path) {
+    let daemon = daemon.0.take().expect("running");
     let term = std::process::Command::new("kill")
         .args(["-TERM", &daemon.id().to_string()])
         .status()

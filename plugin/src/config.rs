@@ -327,7 +327,13 @@ impl Config {
     /// Credentials come from the registry's own settings, else its `docker_config`, else
     /// `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
     pub fn registry(&self, host: &str) -> Result<Arc<Registry>, SetupError> {
-        let rc = self.registries.get(host).cloned().unwrap_or_default();
+        // Host names are case-insensitive; references keep them in lowercase.
+        let rc = self
+            .registries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(host))
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default();
         let docker = rc
             .docker_config
             .clone()

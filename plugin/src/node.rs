@@ -62,9 +62,6 @@ pub struct Node {
     deadline: Duration,
 }
 
-/// How long an admission by `daemon.allow` may be reused: the config can change.
-const ALLOWED_FOR: chrono::Duration = chrono::Duration::minutes(5);
-
 impl Node {
     /// A node for `config` (already validated), keeping trusted state in `db`.
     pub fn new(config: &Config, db: Arc<Store>) -> Result<Self, NodeError> {
@@ -73,6 +70,16 @@ impl Node {
         for (index, s) in config.scopes.iter().enumerate() {
             let bad = |key: &'static str, reason: String| NodeError::Scope { index, key, reason };
             let scope: Scope = s.name.parse().map_err(|e| bad("name", format!("{e}")))?;
+            // The root must be usable now: a daemon that starts but can never verify a
+            // scope would look healthy while denying it.
+            let root = read_file(&s.root, Limits::default().root_max)
+                .map_err(|e| bad("root", format!("{}: {e}", s.root.display())))?;
+            TrustedSet::from_root(&root, Utc::now()).map_err(|e| {
+                bad(
+                    "root",
+                    format!("{} is not a usable trust root: {e}", s.root.display()),
+                )
+            })?;
             if s.require != Require::Both {
                 return Err(bad(
                     "require",
@@ -99,6 +106,16 @@ impl Node {
                         .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
                     let b = Bundle::from_slice(&bytes)
                         .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
+                    if b.scope.parse::<Scope>().ok().as_ref() != Some(&scope) {
+                        return Err(bad(
+                            "source",
+                            format!(
+                                "{} is a bundle for scope {}, not {scope}",
+                                path.display(),
+                                b.scope
+                            ),
+                        ));
+                    }
                     Some(Arc::new(b))
                 }
                 _ => None,
@@ -144,10 +161,9 @@ impl Node {
         }
         let image = image.with_digest(digest);
         if self.allow.iter().any(|a| is_same_image(a, &image)) {
-            return Verdict::admit(
-                format!("{image} is allowed by digest (daemon.allow)"),
-                Utc::now() + ALLOWED_FOR,
-            );
+            return Verdict::admit_unchecked(format!(
+                "{image} is allowed by digest (daemon.allow)"
+            ));
         }
         let Some(s) = self.scope_of(&image) else {
             return match self.unmatched {
@@ -155,17 +171,16 @@ impl Node {
                     ReasonCode::NoTrustRoot,
                     format!("{image} is in no configured scope (daemon.unmatched = \"deny\")"),
                 ),
-                Unmatched::Admit => Verdict::admit(
-                    format!("{image} is in no configured scope (daemon.unmatched = \"admit\")"),
-                    Utc::now() + ALLOWED_FOR,
-                ),
+                Unmatched::Admit => Verdict::admit_unchecked(format!(
+                    "{image} is in no configured scope (daemon.unmatched = \"admit\")"
+                )),
             };
         };
         match s.config.mode {
-            Mode::Off => Verdict::admit(
-                format!("scope {} is off: {image} is not checked", s.scope),
-                Utc::now() + ALLOWED_FOR,
-            ),
+            Mode::Off => Verdict::admit_unchecked(format!(
+                "scope {} is off: {image} is not checked",
+                s.scope
+            )),
             Mode::Enforce => self.check(s, &image),
             Mode::Warn => {
                 let v = self.check(s, &image);
@@ -200,8 +215,19 @@ impl Node {
                 ),
             );
         }
-        let _one_at_a_time = s.busy.lock().unwrap_or_else(|p| p.into_inner());
+        // The deadline counts from the request, waiting for the scope included.
         let deadline = Deadline::after(self.deadline);
+        let _one_at_a_time = s.busy.lock().unwrap_or_else(|p| p.into_inner());
+        if deadline.has_passed() {
+            return Verdict::deny(
+                ReasonCode::Unavailable,
+                format!(
+                    "the deadline of {} s ran out while other checks of scope {} ran",
+                    deadline.budget().as_secs_f64(),
+                    s.scope
+                ),
+            );
+        }
         let registry = s.registry.with_deadline(deadline);
         let mut store = RocksTrustStore::new(Arc::clone(&self.db), s.scope.to_string());
         if let Err(v) = ensure_root(&mut store, &s.config) {
@@ -290,6 +316,15 @@ mod tests {
         (Node::new(&config, db).expect("node"), dir)
     }
 
+    /// A usable root (of a repository that nothing serves).
+    fn root_file(dir: &std::path::Path) -> std::path::PathBuf {
+        let mut repo = crate::tuf::testing::RepoBuilder::new(&dir.join("repo"));
+        repo.publish_all();
+        let root = dir.join("root.json");
+        std::fs::write(&root, repo.initial_root()).expect("root");
+        root
+    }
+
     const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
@@ -310,14 +345,17 @@ mod tests {
         let (admit, _d2) = node("[daemon]\nunmatched = \"admit\"\n");
         let v = admit.verify("r.io/app:1", &digest);
         assert!(v.admitted, "{}", v.message);
-        assert!(v.valid_until.is_some());
+        // Admitted, but said to be unchecked and never reusable.
+        assert_eq!(v.reason, ReasonCode::Unchecked);
+        assert!(!v.reusable_at(Utc::now()));
+        let allowed = deny.verify("r.io/pause:3.9", &digest);
+        assert_eq!(allowed.reason, ReasonCode::Unchecked);
     }
 
     #[test]
     fn the_longest_scope_wins_and_its_trust_repository_is_no_image() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("root.json");
-        std::fs::write(&root, "{}").expect("root");
+        let root = root_file(dir.path());
         let text = format!(
             "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{r}\"\nmode = \"off\"\n\
              [[scope]]\nname = \"127.0.0.1:1/acme/team\"\nroot = \"{r}\"\n",
@@ -359,8 +397,7 @@ mod tests {
     #[test]
     fn a_scope_in_off_mode_admits_unchecked_and_only_both_is_implemented() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path().join("root.json");
-        std::fs::write(&root, "{}").expect("root");
+        let root = root_file(dir.path());
         let scope = |extra: &str| {
             format!(
                 "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{}\"\n{extra}",

@@ -50,12 +50,15 @@ pub enum ReasonCode {
     Unauthorized,
     /// The registry asks to come back later.
     RateLimited,
+    /// Admitted without any check, as the node's config says (`daemon.allow`,
+    /// `unmatched = "admit"`, a scope in `off` mode): never a verification.
+    Unchecked,
     /// A local failure (trusted-state storage).
     Internal,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 20] = [
+    pub const ALL: [ReasonCode; 21] = [
         ReasonCode::Verified,
         ReasonCode::Expired,
         ReasonCode::Rollback,
@@ -76,6 +79,7 @@ impl ReasonCode {
         ReasonCode::Internal,
         ReasonCode::Unauthorized,
         ReasonCode::RateLimited,
+        ReasonCode::Unchecked,
     ];
 
     /// The stable string form.
@@ -101,6 +105,7 @@ impl ReasonCode {
             ReasonCode::Internal => "internal",
             ReasonCode::Unauthorized => "unauthorized",
             ReasonCode::RateLimited => "rate_limited",
+            ReasonCode::Unchecked => "unchecked",
         }
     }
 
@@ -144,6 +149,17 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// An admission that checked nothing (the config says so): its own reason, and never
+    /// reusable, so a cache cannot mistake it for a verification.
+    pub fn admit_unchecked(message: impl Into<String>) -> Self {
+        Verdict {
+            admitted: true,
+            reason: ReasonCode::Unchecked,
+            message: message.into(),
+            valid_until: None,
+        }
+    }
+
     pub fn admit(message: impl Into<String>, valid_until: DateTime<Utc>) -> Self {
         Verdict {
             admitted: true,

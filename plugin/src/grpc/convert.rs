@@ -27,6 +27,7 @@ impl From<ReasonCode> for pb::Reason {
             ReasonCode::Internal => pb::Reason::Internal,
             ReasonCode::Unauthorized => pb::Reason::Unauthorized,
             ReasonCode::RateLimited => pb::Reason::RateLimited,
+            ReasonCode::Unchecked => pb::Reason::Unchecked,
         }
     }
 }

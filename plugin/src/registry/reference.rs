@@ -169,7 +169,9 @@ impl<'de> serde::Deserialize<'de> for Digest {
     }
 }
 
-/// A registry host as written in references: `host`, `host:port`, `[v6]:port`.
+/// A registry host as written in references: `host`, `host:port`, `[v6]:port`. Host names
+/// are case-insensitive: references and scopes keep them in lowercase, so one registry is
+/// never two.
 fn check_host(host: &str) -> Result<(), NameError> {
     let ok = !host.is_empty()
         && host.len() <= 255
@@ -244,12 +246,12 @@ impl ImageRef {
         }
         if tag.is_none() && digest.is_none() {
             return Err(NameError::NoTagOrDigest {
-                registry: registry.to_string(),
+                registry: registry.to_ascii_lowercase(),
                 repository: repository.to_string(),
             });
         }
         Ok(ImageRef {
-            registry: registry.to_string(),
+            registry: registry.to_ascii_lowercase(),
             repository: repository.to_string(),
             tag: tag.map(str::to_string),
             digest,
@@ -342,8 +344,6 @@ impl Scope {
         format!("{}/{relative}", self.namespace)
     }
 
-    /// The repository name relative to the scope (the TUF target path's first part), if the
-    /// image lies inside the scope.
     /// Whether `image` lives under this scope's namespace (its trust repository included).
     pub fn contains(&self, image: &ImageRef) -> bool {
         image.registry() == self.registry
@@ -353,6 +353,8 @@ impl Scope {
                 .is_some_and(|rest| rest.starts_with('/'))
     }
 
+    /// The repository name relative to the scope (the TUF target path's first part), if the
+    /// image lies inside the scope.
     pub fn relative_repository<'a>(&self, image: &'a ImageRef) -> Option<&'a str> {
         if image.registry() != self.registry {
             return None;
@@ -393,7 +395,7 @@ impl FromStr for Scope {
             source: Box::new(e),
         })?;
         Ok(Scope {
-            registry: registry.to_string(),
+            registry: registry.to_ascii_lowercase(),
             namespace: namespace.to_string(),
         })
     }
