@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{export, Bundle};
 use pullguard_plugin::config::{Config, DEADLINE_MAX};
 use pullguard_plugin::image::{pin, verify_image, Checked, SignatureSource};
-use pullguard_plugin::io::{error_chain, read_file, write_atomic, Deadline};
+use pullguard_plugin::io::{error_chain, write_atomic, Deadline};
 use pullguard_plugin::registry::{ImageRef, NameError, Scope};
 use pullguard_plugin::source::dir::DirSource;
 use pullguard_plugin::source::http::HttpSource;
@@ -114,16 +114,6 @@ fn report(checked: &Checked, shown: &str) -> bool {
     v.admitted
 }
 
-/// A check that ended before a verdict was reached (bad input, no usable state, the
-/// registry failing while the tag was resolved): still one verdict line.
-fn denied(reason: ReasonCode, error: anyhow::Error) -> Checked {
-    Checked {
-        verdict: Verdict::deny(reason, error_chain(error.as_ref())),
-        target_path: String::new(),
-        signature_version: None,
-    }
-}
-
 fn scope_of(s: &str) -> Result<Scope> {
     s.parse().map_err(anyhow::Error::from)
 }
@@ -168,31 +158,32 @@ pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool
         _ => None,
     }
     .unwrap_or_else(|| a.image.clone());
-    let checked = check_image(a, config).unwrap_or_else(|(reason, e)| denied(reason, e));
+    // A check that ends before a verdict is reached (bad input, no usable state, the
+    // registry failing while the tag is resolved) is still one verdict line.
+    let checked = check_image(a, config).unwrap_or_else(|verdict| Checked {
+        verdict,
+        target_path: String::new(),
+        signature_version: None,
+    });
     Ok(report(&checked, &shown))
 }
 
-type Failure = (ReasonCode, anyhow::Error);
-
-fn invalid(e: anyhow::Error) -> Failure {
-    (ReasonCode::InvalidRequest, e)
-}
-
-fn denial(v: Verdict) -> Failure {
-    (v.reason, anyhow!(v.message))
+/// A denial for bad input, saying the whole cause.
+fn invalid(e: impl Into<anyhow::Error>) -> Verdict {
+    Verdict::deny(ReasonCode::InvalidRequest, error_chain(e.into().as_ref()))
 }
 
 fn check_image(
     a: VerifyArgs,
     config: &dyn Fn() -> Result<Config>,
-) -> std::result::Result<Checked, Failure> {
+) -> std::result::Result<Checked, Verdict> {
     let scope = scope_of(&a.scope).map_err(invalid)?;
-    let image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e.into()))?;
+    let image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e))?;
     if scope.target_path(&image).is_none() {
         return Err(invalid(anyhow!("{image} is not in scope {scope}")));
     }
-    let store =
-        open_state(&a.state, a.root.as_deref(), &scope).map_err(|e| (e.reason(), e.into()))?;
+    let store = open_state(&a.state, a.root.as_deref(), &scope)
+        .map_err(|e| Verdict::deny(e.reason(), error_chain(&e)))?;
     let deadline = Deadline::after(a.deadline);
     if let Some(path) = &a.bundle {
         let bundle = read_bundle(path).map_err(invalid)?;
@@ -203,14 +194,14 @@ fn check_image(
                 bundle.scope
             )));
         }
-        let image = bundle.pin(&image).map_err(denial)?;
+        let image = bundle.pin(&image)?;
         return Ok(check(&mut updater(&bundle, store), &bundle, &scope, &image));
     }
     let registry = config()
         .and_then(|c| c.registry(scope.registry()).map_err(|e| anyhow!(e)))
         .map_err(invalid)?;
     let registry = Arc::new(registry.with_deadline(deadline));
-    let image = pin(&registry, &image).map_err(denial)?;
+    let image = pin(&registry, &image)?;
     let checked = match (&a.metadata_url, &a.metadata_dir) {
         (Some(url), _) => {
             let source = HttpSource::new(url, None, Duration::from_secs(30))
@@ -245,11 +236,8 @@ fn check_image(
     Ok(checked)
 }
 
-/// Reads a bundle, never more than one byte past its size limit.
 fn read_bundle(path: &Path) -> Result<Bundle> {
-    let bytes = read_file(path, pullguard_plugin::bundle::BUNDLE_MAX)
-        .with_context(|| path.display().to_string())?;
-    Bundle::from_slice(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))
+    Bundle::read(path).map_err(|e| anyhow!(e))
 }
 
 /// `bundle export` reads the config (it talks to the registry); `bundle import` does not.

@@ -53,6 +53,14 @@ impl Bundle {
         }
     }
 
+    /// Reads and parses a bundle file, never more than one byte past [`BUNDLE_MAX`]; the
+    /// error names the file.
+    pub fn read(path: &std::path::Path) -> Result<Self, String> {
+        let bytes = crate::io::read_file(path, BUNDLE_MAX)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Bundle::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
     pub fn from_slice(bytes: &[u8]) -> Result<Self, String> {
         if bytes.len() as u64 > BUNDLE_MAX {
             return Err(format!(

@@ -16,15 +16,16 @@ use crate::config::{
     parse_setting_duration, Config, Mode, Require, ScopeConfig, SourceKind, Unmatched,
 };
 use crate::image::{verify_image, SignatureSource};
-use crate::io::{read_file, Deadline};
+use crate::io::Deadline;
 use crate::registry::{Digest, ImageRef, Registry, Scope};
 use crate::source::dir::DirSource;
 use crate::source::http::HttpSource;
 use crate::source::oci::OciSource;
 use crate::store::rocks::RocksTrustStore;
+use crate::store::scoped::read_root;
 use crate::tuf::fetch::MetadataSource;
 use crate::tuf::state::TrustStore;
-use crate::tuf::{Limits, RoleName, TrustedSet, Updater};
+use crate::tuf::{Limits, RoleName, Updater};
 use crate::verdict::{ReasonCode, Verdict};
 
 /// Why a node could not be set up from its config (before anything is served).
@@ -46,6 +47,8 @@ pub enum NodeError {
 /// One configured scope and what is needed to check its images.
 struct NodeScope {
     scope: Scope,
+    /// The configured root's bytes and version, checked at start.
+    root: (Vec<u8>, u64),
     config: ScopeConfig,
     registry: Arc<Registry>,
     bundle: Option<Arc<Bundle>>,
@@ -71,15 +74,8 @@ impl Node {
             let bad = |key: &'static str, reason: String| NodeError::Scope { index, key, reason };
             let scope: Scope = s.name.parse().map_err(|e| bad("name", format!("{e}")))?;
             // The root must be usable now: a daemon that starts but can never verify a
-            // scope would look healthy while denying it.
-            let root = read_file(&s.root, Limits::default().root_max)
-                .map_err(|e| bad("root", format!("{}: {e}", s.root.display())))?;
-            TrustedSet::from_root(&root, Utc::now()).map_err(|e| {
-                bad(
-                    "root",
-                    format!("{} is not a usable trust root: {e}", s.root.display()),
-                )
-            })?;
+            // scope would look healthy while denying it. Read once, kept for installing.
+            let root = read_root(&s.root).map_err(|e| bad("root", e.to_string()))?;
             if s.require != Require::Both {
                 return Err(bad(
                     "require",
@@ -102,10 +98,7 @@ impl Node {
             };
             let bundle = match SourceKind::parse(&s.source).map_err(|e| bad("source", e))? {
                 SourceKind::Bundle(path) => {
-                    let bytes = read_file(&path, crate::bundle::BUNDLE_MAX)
-                        .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
-                    let b = Bundle::from_slice(&bytes)
-                        .map_err(|e| bad("source", format!("{}: {e}", path.display())))?;
+                    let b = Bundle::read(&path).map_err(|e| bad("source", e))?;
                     if b.scope.parse::<Scope>().ok().as_ref() != Some(&scope) {
                         return Err(bad(
                             "source",
@@ -122,6 +115,7 @@ impl Node {
             };
             scopes.push(NodeScope {
                 scope,
+                root,
                 config: s.clone(),
                 registry,
                 bundle,
@@ -230,8 +224,8 @@ impl Node {
         }
         let registry = s.registry.with_deadline(deadline);
         let mut store = RocksTrustStore::new(Arc::clone(&self.db), s.scope.to_string());
-        if let Err(v) = ensure_root(&mut store, &s.config) {
-            return v;
+        if let Err(e) = ensure_root(&mut store, &s.root) {
+            return Verdict::deny(ReasonCode::Internal, e.to_string());
         }
         let signatures: &dyn SignatureSource = match &s.bundle {
             Some(b) => b.as_ref(),
@@ -277,33 +271,17 @@ fn is_same_image(allowed: &ImageRef, image: &ImageRef) -> bool {
         && allowed.digest() == image.digest()
 }
 
-/// A scope's state starts from its configured root, checked before it is installed (TUF
-/// 5.2); later roots come only through verified rotations.
-fn ensure_root(store: &mut RocksTrustStore, config: &ScopeConfig) -> Result<(), Verdict> {
-    let internal = |m: String| Verdict::deny(ReasonCode::Internal, m);
-    match store.load(&RoleName::root()) {
-        Ok(Some(_)) => return Ok(()),
-        Ok(None) => {}
-        Err(e) => return Err(internal(e.to_string())),
+/// A scope's state starts from its configured root (checked at start); later roots come
+/// only through verified rotations.
+fn ensure_root(
+    store: &mut RocksTrustStore,
+    (bytes, version): &(Vec<u8>, u64),
+) -> Result<(), crate::tuf::state::StoreError> {
+    if store.load(&RoleName::root())?.is_none() {
+        store.persist(&RoleName::root(), *version, bytes)?;
     }
-    let bytes = read_file(&config.root, Limits::default().root_max).map_err(|e| {
-        Verdict::deny(
-            ReasonCode::NoTrustRoot,
-            format!("{}: {e}", config.root.display()),
-        )
-    })?;
-    let trusted = TrustedSet::from_root(&bytes, Utc::now()).map_err(|e| {
-        Verdict::deny(
-            e.reason(),
-            format!("{} is not a usable trust root: {e}", config.root.display()),
-        )
-    })?;
-    let version = trusted.root().signed.version.get();
-    store
-        .persist(&RoleName::root(), version, &bytes)
-        .map_err(|e| internal(e.to_string()))
+    Ok(())
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -75,12 +75,7 @@ pub fn open(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<Opened, 
             let fingerprint = Digest::sha256_of(&bytes).to_string();
             let same = read_text_file(&given, MARKER_MAX).is_ok_and(|f| f.trim() == fingerprint);
             if !(stored && same) {
-                TrustedSet::from_root(&bytes, Utc::now()).map_err(|source| {
-                    ScopeError::BadRoot {
-                        path: root.to_path_buf(),
-                        source: Box::new(source),
-                    }
-                })?;
+                check_root(root, &bytes)?;
                 store.install_root(&bytes)?;
                 write_atomic(&given, fingerprint.as_bytes()).map_err(|source| ScopeError::Io {
                     path: given.clone(),
@@ -99,6 +94,29 @@ pub fn open(state: &Path, root: Option<&Path>, scope: &Scope) -> Result<Opened, 
         store,
         root_not_used: false,
     })
+}
+
+/// A root file the operator gives: its bytes and version, once checked to be well-formed
+/// and signed by a threshold of its own root keys (TUF 5.2).
+pub fn read_root(path: &Path) -> Result<(Vec<u8>, u64), ScopeError> {
+    let bytes = read_file(path, Limits::default().root_max).map_err(|source| {
+        ScopeError::RootUnreadable {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    let version = check_root(path, &bytes)?;
+    Ok((bytes, version))
+}
+
+/// The version of the root in `bytes` (read from `path`), once checked.
+fn check_root(path: &Path, bytes: &[u8]) -> Result<u64, ScopeError> {
+    TrustedSet::from_root(bytes, Utc::now())
+        .map(|t| t.root().signed.version.get())
+        .map_err(|source| ScopeError::BadRoot {
+            path: path.to_path_buf(),
+            source: Box::new(source),
+        })
 }
 
 /// Binds `store` to `scope` once a refresh has succeeded (it trusts a timestamp).
