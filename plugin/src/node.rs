@@ -51,9 +51,18 @@ struct NodeScope {
     root: (Vec<u8>, u64),
     config: ScopeConfig,
     registry: Arc<Registry>,
-    bundle: Option<Arc<Bundle>>,
+    source: ScopeSource,
     /// One check at a time per scope: a refresh writes the scope's trusted state.
     busy: Mutex<()>,
+}
+
+/// Where a scope's metadata comes from, resolved at start (a bundle is read then).
+enum ScopeSource {
+    Oci,
+    Http(String),
+    Dir(std::path::PathBuf),
+    /// Metadata and signatures both.
+    Bundle(Arc<Bundle>),
 }
 
 /// The verifier of one node.
@@ -96,7 +105,7 @@ impl Node {
                     r
                 }
             };
-            let bundle = match SourceKind::parse(&s.source).map_err(|e| bad("source", e))? {
+            let source = match SourceKind::parse(&s.source).map_err(|e| bad("source", e))? {
                 SourceKind::Bundle(path) => {
                     let b = Bundle::read(&path).map_err(|e| bad("source", e))?;
                     if b.scope.parse::<Scope>().ok().as_ref() != Some(&scope) {
@@ -109,16 +118,18 @@ impl Node {
                             ),
                         ));
                     }
-                    Some(Arc::new(b))
+                    ScopeSource::Bundle(Arc::new(b))
                 }
-                _ => None,
+                SourceKind::Oci => ScopeSource::Oci,
+                SourceKind::Http(url) => ScopeSource::Http(url),
+                SourceKind::Dir(dir) => ScopeSource::Dir(dir),
             };
             scopes.push(NodeScope {
                 scope,
                 root,
                 config: s.clone(),
                 registry,
-                bundle,
+                source,
                 busy: Mutex::new(()),
             });
         }
@@ -227,38 +238,34 @@ impl Node {
         if let Err(e) = ensure_root(&mut store, &s.root) {
             return Verdict::deny(ReasonCode::Internal, e.to_string());
         }
-        let signatures: &dyn SignatureSource = match &s.bundle {
-            Some(b) => b.as_ref(),
-            None => &registry,
+        let signatures: &dyn SignatureSource = match &s.source {
+            ScopeSource::Bundle(b) => b.as_ref(),
+            _ => &registry,
         };
         // One of these is the scope's source; each kind lives for this check only.
         let (oci, http, dir);
-        let source: &dyn MetadataSource =
-            match SourceKind::parse(&s.config.source).unwrap_or(SourceKind::Oci) {
-                SourceKind::Oci => {
-                    let mut o = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
-                    if let Some(repo) = &s.config.trust_repository {
-                        o = o.with_trust_repository(repo);
-                    }
-                    oci = o;
-                    &oci
+        let source: &dyn MetadataSource = match &s.source {
+            ScopeSource::Oci => {
+                let mut o = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
+                if let Some(repo) = &s.config.trust_repository {
+                    o = o.with_trust_repository(repo);
                 }
-                SourceKind::Http(url) => match HttpSource::new(&url, None, registry.timeout()) {
-                    Ok(h) => {
-                        http = h.with_deadline(deadline);
-                        &http
-                    }
-                    Err(e) => return Verdict::deny(ReasonCode::Internal, e),
-                },
-                SourceKind::Dir(d) => {
-                    dir = DirSource::new(d.clone(), d.join("targets"));
-                    &dir
+                oci = o;
+                &oci
+            }
+            ScopeSource::Http(url) => match HttpSource::new(url, None, registry.timeout()) {
+                Ok(h) => {
+                    http = h.with_deadline(deadline);
+                    &http
                 }
-                SourceKind::Bundle(_) => match &s.bundle {
-                    Some(b) => b.as_ref(),
-                    None => return Verdict::deny(ReasonCode::Internal, "no bundle loaded"),
-                },
-            };
+                Err(e) => return Verdict::deny(ReasonCode::Internal, e),
+            },
+            ScopeSource::Dir(d) => {
+                dir = DirSource::new(d.clone(), d.join("targets"));
+                &dir
+            }
+            ScopeSource::Bundle(b) => b.as_ref(),
+        };
         let mut updater = Updater::new(source, store, Limits::default());
         verify_image(&mut updater, signatures, &s.scope, image, Utc::now()).verdict
     }
