@@ -2,6 +2,8 @@
 
 #![forbid(unsafe_code)]
 
+mod ask;
+mod exit;
 mod publisher;
 mod serve;
 mod tuf_client;
@@ -11,6 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use exit::Exit;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,8 +40,13 @@ enum Command {
     Repo(publisher::RepoCommand),
     /// Sign an image: push a detached signature and list it in the responsible role.
     Sign(publisher::SignArgs),
-    /// Verify an image against a scope's trust data (exit 0 admitted, 1 denied).
+    /// Verify an image: ask the daemon, or check here with --scope and --state (exit 0
+    /// admitted, 1 denied, 2 error).
     Verify(verifier::VerifyArgs),
+    /// How the daemon's scopes stand: trusted versions, expiries, last refresh, cache.
+    Status(ask::SocketArgs),
+    /// Make the daemon refresh a scope's metadata now (every scope when none is named).
+    Refresh(ask::RefreshArgs),
     /// Offline bundles of metadata and signatures: export, import.
     #[command(subcommand)]
     Bundle(verifier::BundleCommand),
@@ -49,20 +57,22 @@ enum Command {
     Serve,
 }
 
-/// Runs a command; `Ok(false)` is a denial that was already reported (exit 1).
-fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Result<bool> {
+/// Runs a command; a denial or bad input is already reported when it returns.
+fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Result<Exit> {
     let config = || {
         pullguard_plugin::config::Config::load(config_path)
             .map_err(|e| anyhow::Error::new(e).context("config"))
     };
     // Read only by the commands that reach a registry.
     match command {
-        Command::Key(c) => publisher::key(c).map(|()| true),
-        Command::Repo(c) => publisher::repo(c, &config).map(|()| true),
-        Command::Sign(a) => publisher::sign(a, &config()?).map(|()| true),
+        Command::Key(c) => publisher::key(c).map(|()| Exit::Admitted),
+        Command::Repo(c) => publisher::repo(c, &config).map(|()| Exit::Admitted),
+        Command::Sign(a) => publisher::sign(a, &config()?).map(|()| Exit::Admitted),
         Command::Verify(a) => verifier::verify(a, &config),
-        Command::Bundle(c) => verifier::bundle(c, &config),
-        Command::TufClient(a) => tuf_client::run(a).map(|()| true),
+        Command::Status(a) => ask::status(a, &config),
+        Command::Refresh(a) => ask::refresh(a, &config),
+        Command::Bundle(c) => verifier::bundle(c, &config).map(Exit::from),
+        Command::TufClient(a) => tuf_client::run(a).map(|()| Exit::Admitted),
         Command::Serve => {
             // The daemon needs its config file: none is not a config of defaults here.
             let required =
@@ -71,7 +81,7 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
                 });
             let config = pullguard_plugin::config::Config::load(Some(&required))
                 .map_err(|e| anyhow::Error::new(e).context("config"))?;
-            serve::serve(&config).map(|()| true)
+            serve::serve(&config).map(|()| Exit::Admitted)
         }
     }
 }
@@ -99,9 +109,10 @@ fn main() -> ExitCode {
     };
     let config_path = cli.config.clone();
     let outcome = std::panic::catch_unwind(|| run(cli.command, config_path.as_deref()));
+    // Any failure that is not a denial exits 2 (the conformance client: 1).
+    let error_exit = if strict_exit { 1 } else { exit::ERROR };
     match outcome {
-        Ok(Ok(true)) => ExitCode::SUCCESS,
-        Ok(Ok(false)) => ExitCode::FAILURE,
+        Ok(Ok(exit)) => ExitCode::from(exit),
         Ok(Err(e)) => {
             eprintln!(
                 "pullguard: {}",
@@ -115,12 +126,12 @@ fn main() -> ExitCode {
             {
                 ExitCode::from(usage_exit)
             } else {
-                ExitCode::FAILURE
+                ExitCode::from(error_exit)
             }
         }
         Err(_) => {
             eprintln!("pullguard: internal error (panic); the command was aborted");
-            ExitCode::FAILURE
+            ExitCode::from(error_exit)
         }
     }
 }

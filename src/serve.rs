@@ -1,7 +1,9 @@
-//! `pullguard serve`: the node daemon. It opens the RocksDB state, answers
-//! `pullguard.v1.Verifier` on its Unix socket (a directory it creates is 0750; the socket is
-//! 0660 from the moment it can be reached), and on SIGTERM or SIGINT stops taking requests,
-//! lets those in flight finish, removes its socket and exits 0.
+//! `pullguard serve`: the node daemon. It opens the RocksDB state, refreshes every scope
+//! once, answers `pullguard.v1.Verifier` on its Unix socket (a directory it creates is
+//! 0750; the socket is 0660 from the moment it can be reached) while a background task
+//! keeps each scope's timestamp fresh, and on SIGTERM or SIGINT stops taking requests,
+//! lets those in flight finish, removes its socket and exits 0. A task that dies takes
+//! the daemon down with it.
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -12,6 +14,7 @@ use pullguard_cache::Store;
 use pullguard_plugin::config::Config;
 use pullguard_plugin::grpc::service::VerifierService;
 use pullguard_plugin::node::Node;
+use pullguard_plugin::verdict::one_line;
 use pullguard_proto::v1::verifier_server::VerifierServer;
 
 pub fn serve(config: &Config) -> Result<()> {
@@ -44,24 +47,94 @@ async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
     // Signals first: a daemon that cannot be stopped cleanly does not start.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    // Every scope is refreshed once before serving, so the first answers come from fresh
+    // trusted state (a scope that cannot be refreshed is served from what is stored).
+    let first = {
+        let node = Arc::clone(&node);
+        tokio::task::spawn_blocking(move || node.refresh(None))
+            .await
+            .context("the first refresh did not finish")?
+    };
+    if let Ok(status) = first {
+        for s in status.scopes {
+            match s.last_error {
+                None => eprintln!(
+                    "pullguard: scope {}: root v{}, timestamp v{}, snapshot v{}",
+                    s.name, s.root_version, s.timestamp_version, s.snapshot_version
+                ),
+                Some((reason, message)) => eprintln!(
+                    "pullguard: warning: scope {}: refresh failed ({reason}): {}",
+                    s.name,
+                    one_line(&message)
+                ),
+            }
+        }
+    }
     let (listener, ours) = bind(socket).await?;
     eprintln!("pullguard: serving on {}", socket.display());
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+    // One shutdown signal for every task.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut server = tokio::spawn({
+        let mut stopped = stopped.clone();
+        let service = VerifierServer::new(VerifierService::new(Arc::clone(&node)));
+        async move {
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming_shutdown(incoming, async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
         }
+    });
+    let mut refresher = tokio::spawn(refresh_in_background(Arc::clone(&node), stopped));
+    // A task that ends on its own brings the whole daemon down: never half alive.
+    let ended = tokio::select! {
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+        r = &mut server => Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped"),
+            Ok(Err(e)) => anyhow::Error::new(e).context("serving gRPC"),
+            Err(e) => anyhow::Error::new(e).context("the gRPC server task"),
+        }),
+        r = &mut refresher => Some(match r {
+            Ok(()) => anyhow::anyhow!("the background refresh stopped"),
+            Err(e) => anyhow::Error::new(e).context("the background refresh task"),
+        }),
     };
-    let served = tonic::transport::Server::builder()
-        .add_service(VerifierServer::new(VerifierService::new(node)))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await;
+    let _ = stop.send(true);
+    if ended.is_none() {
+        // Requests in flight finish; the refresh in progress (bounded by the deadline) too.
+        let _ = server.await;
+        let _ = refresher.await;
+    }
     // Only our own socket is removed (another daemon may have replaced it).
     if std::fs::symlink_metadata(socket).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
         let _ = std::fs::remove_file(socket);
     }
-    served.context("serving gRPC")
+    match ended {
+        None => Ok(()),
+        Some(e) => Err(e),
+    }
+}
+
+/// Refreshes each scope when it is due ([`Node::refresh_due`]) until told to stop.
+async fn refresh_in_background(node: Arc<Node>, mut stopped: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        let n = Arc::clone(&node);
+        let wait = match tokio::task::spawn_blocking(move || n.refresh_due()).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                // The task ends, and `run` takes the daemon down with it.
+                eprintln!("pullguard: error: a background refresh failed: {e}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Binds the socket. A directory that does not exist is created 0750 (an existing one is

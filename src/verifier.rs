@@ -23,31 +23,37 @@ use pullguard_plugin::tuf::fetch::MetadataSource;
 use pullguard_plugin::tuf::{Limits, Updater};
 use pullguard_plugin::verdict::{one_line, ReasonCode, Verdict};
 
+use crate::ask::SocketArgs;
+use crate::exit::Exit;
+
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// REGISTRY/NAMESPACE/REPO:TAG, optionally @sha256:... (else the tag is resolved in the
     /// registry, as a pull would).
     image: String,
-    /// The trust scope, REGISTRY/NAMESPACE.
-    #[arg(long)]
-    scope: String,
-    /// Directory of trusted state for this scope.
-    #[arg(long)]
-    state: PathBuf,
+    /// The trust scope, REGISTRY/NAMESPACE (with --state).
+    #[arg(long, requires = "state")]
+    scope: Option<String>,
+    /// Check here, keeping this scope's trusted state in this directory, instead of asking
+    /// the daemon.
+    #[arg(long, requires = "scope")]
+    state: Option<PathBuf>,
+    #[command(flatten)]
+    daemon: SocketArgs,
     /// The scope's initial trust root, needed the first time a state directory is used.
-    #[arg(long)]
+    #[arg(long, requires = "state")]
     root: Option<PathBuf>,
     /// Registry repository of the metadata (default: NAMESPACE/trust).
-    #[arg(long)]
+    #[arg(long, requires = "state")]
     trust_repository: Option<String>,
     /// Read metadata from a plain TUF server (base URL) instead of the registry.
-    #[arg(long, conflicts_with_all = ["metadata_dir", "bundle"])]
+    #[arg(long, conflicts_with_all = ["metadata_dir", "bundle"], requires = "state")]
     metadata_url: Option<String>,
     /// Read metadata from a directory in the standard layout instead of the registry.
-    #[arg(long, conflicts_with = "bundle")]
+    #[arg(long, conflicts_with = "bundle", requires = "state")]
     metadata_dir: Option<PathBuf>,
     /// Read metadata and signatures from an offline bundle.
-    #[arg(long)]
+    #[arg(long, requires = "state")]
     bundle: Option<PathBuf>,
     /// One time limit for the whole check (tag resolution, metadata refresh, signatures),
     /// e.g. `5s`; when it runs out the answer is `DENY unavailable`, naming the slow step.
@@ -148,12 +154,22 @@ fn updater<S: MetadataSource>(source: S, store: DirStore) -> Updater<S, DirStore
     Updater::new(source, store, Limits::default())
 }
 
-/// Verifies one image and prints its one verdict line, whatever happened; `Ok(false)` is a
-/// denial. The config is read only when the registry is used (an offline check with
-/// `--bundle` needs none).
-pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool> {
+/// Verifies one image and prints its one verdict line, whatever happened: here with
+/// `--state`, else by asking the daemon. Bad input is [`Exit::Error`] (its line is still
+/// printed). The config is read only when the registry or the daemon is used (an offline
+/// check with `--bundle` needs none).
+pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<Exit> {
+    if a.state.is_none() {
+        return crate::ask::verify(&a.image, a.daemon, config);
+    }
+    if a.daemon.socket.is_some() || a.daemon.json {
+        bail!("--socket and --json ask the daemon: they do not go with --state");
+    }
     // Named by its target path when the image is in the scope, else as given.
-    let shown = match (scope_of(&a.scope), a.image.parse::<ImageRef>()) {
+    let shown = match (
+        scope_of(a.scope.as_deref().unwrap_or("")),
+        a.image.parse::<ImageRef>(),
+    ) {
         (Ok(scope), Ok(image)) => scope.target_path(&image),
         _ => None,
     }
@@ -164,8 +180,13 @@ pub fn verify(a: VerifyArgs, config: &dyn Fn() -> Result<Config>) -> Result<bool
         verdict,
         target_path: String::new(),
         signature_version: None,
+        evidence: None,
     });
-    Ok(report(&checked, &shown))
+    let admitted = report(&checked, &shown);
+    Ok(match checked.verdict.reason {
+        ReasonCode::InvalidRequest | ReasonCode::Internal => Exit::Error,
+        _ => Exit::from(admitted),
+    })
 }
 
 /// A denial for bad input, saying the whole cause.
@@ -177,12 +198,13 @@ fn check_image(
     a: VerifyArgs,
     config: &dyn Fn() -> Result<Config>,
 ) -> std::result::Result<Checked, Verdict> {
-    let scope = scope_of(&a.scope).map_err(invalid)?;
+    let scope = scope_of(a.scope.as_deref().unwrap_or("")).map_err(invalid)?;
     let image: ImageRef = a.image.parse().map_err(|e: NameError| invalid(e))?;
     if scope.target_path(&image).is_none() {
         return Err(invalid(anyhow!("{image} is not in scope {scope}")));
     }
-    let store = open_state(&a.state, a.root.as_deref(), &scope)
+    let state = a.state.as_deref().unwrap_or(Path::new("."));
+    let store = open_state(state, a.root.as_deref(), &scope)
         .map_err(|e| Verdict::deny(e.reason(), error_chain(&e)))?;
     let deadline = Deadline::after(a.deadline);
     if let Some(path) = &a.bundle {

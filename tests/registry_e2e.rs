@@ -120,10 +120,11 @@ impl Fixture {
         run(common::at_time(offset, &self.cmd(args)))
     }
 
-    /// Runs a command that must fail (exit 1) saying `says` on stderr.
+    /// Runs a command that must fail (exit 2: an error, not a denial) saying `says` on
+    /// stderr.
     fn fails(&self, args: &[&str], says: &str) -> RunOutput {
         let out = self.pg(args);
-        assert_eq!(out.code, Some(1), "{out}");
+        assert_eq!(out.code, Some(2), "{out}");
         assert!(
             out.stderr.contains(says),
             "expected `{says}` on stderr\n{out}"
@@ -375,7 +376,7 @@ fn a_key_not_delegated_for_the_repository_is_rejected() {
     assert!(out.stdout.contains("not delegated"), "{out}");
     // Our own publisher refuses to sign with a key that is not delegated.
     let refused = f.pg(&["sign", &f.image("1"), "--key", "mallory.key"]);
-    assert_eq!(refused.code, Some(1), "{refused}");
+    assert_eq!(refused.code, Some(2), "{refused}");
     assert!(
         refused.stderr.contains("is delegated for app:1"),
         "{refused}"
@@ -446,7 +447,7 @@ fn a_digest_pin_is_signed_and_verified_without_a_tag() {
         "--state",
         "state",
     ]);
-    assert_eq!(outside.code, Some(1), "{outside}");
+    assert_eq!(outside.code, Some(2), "{outside}");
     assert!(
         outside.stdout.starts_with("DENY invalid_request"),
         "{outside}"
@@ -459,7 +460,7 @@ fn a_digest_pin_is_signed_and_verified_without_a_tag() {
         "--state",
         "state",
     ]);
-    assert_eq!(other_scope.code, Some(1), "{other_scope}");
+    assert_eq!(other_scope.code, Some(2), "{other_scope}");
     assert!(
         other_scope.stdout.starts_with("DENY invalid_request ")
             && other_scope
@@ -663,7 +664,7 @@ fn bundles_verify_offline_after_the_registry_is_gone() {
         "the bad bundle replaced the good one"
     );
     let garbage = f.pg(&["bundle", "import", "pullguard.toml", "--state", "edge"]);
-    assert_eq!(garbage.code, Some(1), "{garbage}");
+    assert_eq!(garbage.code, Some(2), "{garbage}");
     assert!(
         garbage.stderr.contains("not a pullguard bundle"),
         "{garbage}"
@@ -1006,7 +1007,7 @@ fn rotated_root_and_delegated_keys_are_followed_by_nodes() {
         "--signing-key",
         "team2.key",
     ]);
-    assert_eq!(bad.code, Some(1), "{bad}");
+    assert_eq!(bad.code, Some(2), "{bad}");
     assert!(
         bad.stderr.contains("none of the given keys may sign it"),
         "{bad}"
@@ -1333,7 +1334,11 @@ fn bad_local_input_gets_one_verdict_line_with_its_cause() {
     let mut args = f.verify_args("1", "state");
     let line = |args: &[String]| {
         let out = f.pg(&args.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(out.code, Some(1), "{out}");
+        // Bad input and local failures are errors (2); anything else is a denial (1).
+        let error = ["DENY invalid_request ", "DENY internal "]
+            .iter()
+            .any(|p| out.stdout.starts_with(p));
+        assert_eq!(out.code, Some(if error { 2 } else { 1 }), "{out}");
         assert_eq!(out.stdout.lines().count(), 1, "one verdict line\n{out}");
         out
     };
@@ -1530,7 +1535,7 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
         c.env("PULLGUARD_CONFIG", &second);
         c
     });
-    assert_eq!(out.code, Some(1), "{out}");
+    assert_eq!(out.code, Some(2), "{out}");
     assert!(out.stderr.contains("is served by another process"), "{out}");
     assert!(socket.exists(), "the first daemon's socket stays");
 
@@ -1545,6 +1550,7 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
             let request = pb::VerifyRequest {
                 reference: reference.to_string(),
                 digest: digest.to_string(),
+                descriptor_json: String::new(),
             };
             let mut client = client.clone();
             async move { client.verify(request).await.map(|r| r.into_inner()) }
@@ -1563,7 +1569,14 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
         admitted.message.contains("signed (version 1) by role team"),
         "{admitted:?}"
     );
-    assert!(again.expect("an answer").admitted);
+    assert!(!admitted.cached, "{admitted:?}");
+    let again = again.expect("an answer");
+    assert!(again.admitted && again.cached, "{again:?}");
+    let evidence = again.evidence.as_ref().expect("evidence");
+    assert_eq!(
+        (evidence.role.as_str(), evidence.signature_version),
+        ("team", 1)
+    );
     let substituted = substituted.expect("an answer");
     assert!(!substituted.admitted);
     assert_eq!(
@@ -1590,6 +1603,7 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
         let request = pb::VerifyRequest {
             reference: image.clone(),
             digest: one.clone(),
+            descriptor_json: String::new(),
         };
         daemon_client(socket.clone()).await.verify(request).await
     });

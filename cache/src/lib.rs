@@ -156,6 +156,44 @@ impl Store {
         Ok(out)
     }
 
+    /// Visits the entries of a column family in key order from `from` (inclusive) while
+    /// `f` returns true, without holding them all. An entry that does not decode is given
+    /// to `f` as its error.
+    pub fn for_each<S: Schema>(
+        &self,
+        from: Option<&S::Key>,
+        mut f: impl FnMut(Result<(S::Key, S::Value)>) -> bool,
+    ) -> Result<()> {
+        let cf = self.cf::<S>()?;
+        let start = from.map(encode_key::<S>).transpose()?;
+        let mode = match &start {
+            Some(k) => rocksdb::IteratorMode::From(k, rocksdb::Direction::Forward),
+            None => rocksdb::IteratorMode::Start,
+        };
+        for item in self.db.iterator_cf(cf, mode) {
+            let (k, v) = item?;
+            let entry = S::Key::decode_key(&k)
+                .map_err(|reason| Error::Decode {
+                    cf: S::CF,
+                    what: "key",
+                    reason,
+                })
+                .and_then(|key| {
+                    S::Value::decode_value(&v)
+                        .map(|value| (key, value))
+                        .map_err(|reason| Error::Decode {
+                            cf: S::CF,
+                            what: "value",
+                            reason,
+                        })
+                });
+            if !f(entry) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     pub fn batch(&self) -> Batch<'_> {
         Batch {
             store: self,

@@ -74,7 +74,7 @@ pub struct ScopedName {
 }
 
 /// What a verdict was computed from: the image, the policy, and the trusted state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct VerdictKey {
     pub scope: String,
     pub repository: String,
@@ -90,13 +90,27 @@ pub struct TrustedRecord {
     pub bytes: Vec<u8>,
 }
 
+/// A cached verdict and the evidence it rests on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerdictRecord {
     pub admitted: bool,
     pub reason: String,
     pub message: String,
-    /// Microseconds since the Unix epoch.
+    /// Microseconds since the Unix epoch: the earliest expiry of the evidence other than the
+    /// timestamp (whose current expiry bounds the verdict when it is read back).
     pub valid_until: i64,
+    /// The tags (`""` for the digest pin) checked under this key: a verdict for a digest
+    /// says nothing about a tag it was not checked under.
+    pub tags: Vec<String>,
+    pub timestamp_version: u64,
+    /// The targets role that lists the image, and its version.
+    pub role: String,
+    pub role_version: u64,
+    /// The image manifest's length as trusted metadata lists it.
+    pub length: u64,
+    pub signature_version: u64,
+    /// The trusted keys that signed the accepted signature.
+    pub key_ids: Vec<String>,
 }
 
 // ---- encoding helpers ----
@@ -139,6 +153,19 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Result<String, String> {
         let len = u32::from_be_bytes(self.array()?) as usize;
         String::from_utf8(self.take(len)?.to_vec()).map_err(|e| e.to_string())
+    }
+
+    /// A count, then that many strings; the count is checked against what is left before
+    /// anything is allocated for it.
+    fn strings(&mut self) -> Result<Vec<String>, String> {
+        let n = u32::from_be_bytes(self.array()?) as usize;
+        if n > self.bytes.len() / 4 {
+            return Err(format!(
+                "{n} strings cannot fit in {} bytes",
+                self.bytes.len()
+            ));
+        }
+        (0..n).map(|_| self.string()).collect()
     }
 
     fn finish(self) -> Result<(), String> {
@@ -262,36 +289,80 @@ impl ValueCodec for TrustedRecord {
     }
 }
 
+/// The first byte of an encoded [`VerdictRecord`]: a record of another format is refused
+/// (and so re-verified), never misread.
+const VERDICT_FORMAT: u8 = 2;
+
 impl ValueCodec for VerdictRecord {
     fn encode_value(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(16 + self.reason.len() + self.message.len());
+        let mut out = Vec::with_capacity(64 + self.reason.len() + self.message.len());
+        out.push(VERDICT_FORMAT);
         out.push(u8::from(self.admitted));
         out.extend_from_slice(&self.valid_until.to_be_bytes());
-        // Reason codes and messages are far below 4 GiB; truncate defensively.
-        let reason = &self.reason.as_bytes()[..self.reason.len().min(u16::MAX as usize)];
-        out.extend_from_slice(&(reason.len() as u16).to_be_bytes());
-        out.extend_from_slice(reason);
-        out.extend_from_slice(self.message.as_bytes());
+        out.extend_from_slice(&self.timestamp_version.to_be_bytes());
+        out.extend_from_slice(&self.role_version.to_be_bytes());
+        out.extend_from_slice(&self.length.to_be_bytes());
+        out.extend_from_slice(&self.signature_version.to_be_bytes());
+        // Every string is far below 4 GiB (they come from bounded documents); an
+        // impossible longer one is cut rather than a panic.
+        for s in [&self.reason, &self.role, &self.message] {
+            put_str_cut(&mut out, s);
+        }
+        for list in [&self.tags, &self.key_ids] {
+            out.extend_from_slice(&(list.len().min(u32::MAX as usize) as u32).to_be_bytes());
+            for s in list.iter().take(u32::MAX as usize) {
+                put_str_cut(&mut out, s);
+            }
+        }
         out
     }
     fn decode_value(bytes: &[u8]) -> Result<Self, String> {
         let mut r = Reader { bytes };
+        let format = r.take(1)?[0];
+        if format != VERDICT_FORMAT {
+            return Err(format!(
+                "verdict format {format}, this build reads {VERDICT_FORMAT}"
+            ));
+        }
         let admitted = match r.take(1)?[0] {
             0 => false,
             1 => true,
             b => return Err(format!("admitted flag {b} is not 0 or 1")),
         };
         let valid_until = i64::from_be_bytes(r.array()?);
-        let reason_len = u16::from_be_bytes(r.array()?) as usize;
-        let reason = String::from_utf8(r.take(reason_len)?.to_vec()).map_err(|e| e.to_string())?;
-        let message = String::from_utf8(r.bytes.to_vec()).map_err(|e| e.to_string())?;
+        let timestamp_version = r.u64()?;
+        let role_version = r.u64()?;
+        let length = r.u64()?;
+        let signature_version = r.u64()?;
+        let reason = r.string()?;
+        let role = r.string()?;
+        let message = r.string()?;
+        let tags = r.strings()?;
+        let key_ids = r.strings()?;
+        r.finish()?;
         Ok(VerdictRecord {
             admitted,
             reason,
             message,
             valid_until,
+            tags,
+            timestamp_version,
+            role,
+            role_version,
+            length,
+            signature_version,
+            key_ids,
         })
     }
+}
+
+fn put_str_cut(out: &mut Vec<u8>, s: &str) {
+    let mut end = s.len().min(u32::MAX as usize);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    out.extend_from_slice(&(end as u32).to_be_bytes());
+    out.extend_from_slice(&s.as_bytes()[..end]);
 }
 
 #[cfg(test)]
@@ -371,6 +442,13 @@ mod tests {
             reason: "verified".into(),
             message: "ok: debian:9.9".into(),
             valid_until: -5,
+            tags: vec!["9.9".into(), String::new()],
+            timestamp_version: 7,
+            role: "targets".into(),
+            role_version: 3,
+            length: 512,
+            signature_version: 2,
+            key_ids: vec!["ab".into()],
         };
         assert_eq!(
             VerdictRecord::decode_value(&vr.encode_value()).expect("dec"),
@@ -381,6 +459,52 @@ mod tests {
             7
         );
         assert_eq!(i64::decode_value(&(-7i64).encode_value()).expect("dec"), -7);
+    }
+
+    #[test]
+    fn a_verdict_of_another_format_or_with_an_impossible_count_is_refused() {
+        let vr = VerdictRecord {
+            admitted: true,
+            reason: "verified".into(),
+            message: String::new(),
+            valid_until: 0,
+            tags: Vec::new(),
+            timestamp_version: 1,
+            role: "targets".into(),
+            role_version: 1,
+            length: 1,
+            signature_version: 1,
+            key_ids: Vec::new(),
+        };
+        let mut bytes = vr.encode_value();
+        bytes[0] = 1;
+        let err = VerdictRecord::decode_value(&bytes).expect_err("old format");
+        assert!(err.contains("verdict format 1"), "{err}");
+        // A list count of 2^32-1 with nothing behind it is refused before allocating.
+        let mut bytes = vr.encode_value();
+        let at = bytes.len() - 8;
+        bytes[at..at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = VerdictRecord::decode_value(&bytes).expect_err("count");
+        assert!(err.contains("cannot fit"), "{err}");
+    }
+
+    #[test]
+    fn for_each_visits_in_key_order_from_a_key_and_stops_when_asked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for seq in [5u64, 1, 3, 9] {
+            store
+                .put::<Audit>(&seq, &Vec::new(), Durability::Buffered)
+                .expect("put");
+        }
+        let mut seen = Vec::new();
+        store
+            .for_each::<Audit>(Some(&2), |entry| {
+                seen.push(entry.expect("decodes").0);
+                seen.len() < 2
+            })
+            .expect("scan");
+        assert_eq!(seen, [3, 5]);
     }
 
     #[test]

@@ -78,6 +78,9 @@ pub struct DaemonConfig {
     pub allow: Vec<String>,
     /// One time limit for a whole verification (below containerd's 10 s hook limit).
     pub verify_deadline: String,
+    /// How often, at most, each scope's timestamp is fetched in the background (sooner
+    /// when it would expire first): how long a revocation may take to reach the node.
+    pub refresh_interval: String,
 }
 
 impl Default for DaemonConfig {
@@ -90,6 +93,7 @@ impl Default for DaemonConfig {
             unmatched: Unmatched::Deny,
             allow: Vec::new(),
             verify_deadline: "5s".into(),
+            refresh_interval: "60s".into(),
         }
     }
 }
@@ -155,6 +159,17 @@ pub enum Mode {
     Off,
 }
 
+impl Mode {
+    /// As the config writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Warn => "warn",
+            Mode::Off => "off",
+        }
+    }
+}
+
 /// Where a scope's metadata comes from, as [`ScopeConfig::source`] names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceKind {
@@ -183,6 +198,9 @@ impl SourceKind {
 }
 
 /// A duration of the config (`5s`, `10m`, `1h`, `7d`); `zero_ok` lets `0s` through.
+/// The longest `daemon.refresh_interval`.
+pub const REFRESH_INTERVAL_MAX: Duration = Duration::from_secs(86_400);
+
 pub fn parse_setting_duration(s: &str, zero_ok: bool) -> Result<Duration, String> {
     let zero = s.trim().strip_suffix(['s', 'm', 'h', 'd']) == Some("0");
     if zero && zero_ok {
@@ -263,6 +281,16 @@ impl Config {
                 )
             }
             Err(e) => return invalid("daemon.verify_deadline".into(), e),
+        }
+        match parse_setting_duration(&d.refresh_interval, false) {
+            Ok(t) if t >= Duration::from_secs(1) && t <= REFRESH_INTERVAL_MAX => {}
+            Ok(_) => {
+                return invalid(
+                    "daemon.refresh_interval".into(),
+                    "must be between 1 s and 1 day".into(),
+                )
+            }
+            Err(e) => return invalid("daemon.refresh_interval".into(), e),
         }
         let mut names = std::collections::BTreeSet::new();
         for (i, s) in self.scopes.iter().enumerate() {
@@ -425,6 +453,10 @@ timeout_secs = 5
             (
                 "[daemon]\nverify_deadline = \"0s\"",
                 "daemon.verify_deadline",
+            ),
+            (
+                "[daemon]\nrefresh_interval = \"2d\"",
+                "daemon.refresh_interval: must be between 1 s and 1 day",
             ),
             (
                 "[[scope]]\nname = \"nohost\"\nroot = \"/x\"",

@@ -10,8 +10,8 @@ use crate::registry::{Digest, ImageRef, Registry, Scope};
 use crate::tuf::client::Updater;
 use crate::tuf::fetch::{FetchError, MetadataSource};
 use crate::tuf::state::TrustStore;
-use crate::verdict::{ReasonCode, Verdict};
-use crate::verify::{judge, Claim, Evidence, SignatureRead};
+use crate::verdict::{Evidence, ReasonCode, Verdict};
+use crate::verify::{judge, Claim, Evidence as Listed, SignatureRead};
 
 /// Where detached signatures come from: the registry (referrers) or a bundle.
 pub trait SignatureSource {
@@ -47,6 +47,9 @@ pub struct Checked {
     pub target_path: String,
     /// The accepted signature's version.
     pub signature_version: Option<u64>,
+    /// What an admission rests on, and until when it holds beyond the timestamp's expiry
+    /// (which bounds the verdict too, but is renewed by routine timestamps).
+    pub evidence: Option<(Evidence, DateTime<Utc>)>,
 }
 
 /// Verifies `image` (which must carry its manifest digest) in `scope`.
@@ -58,25 +61,31 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
     now: DateTime<Utc>,
 ) -> Checked {
     let target_path = scope.target_path(image).unwrap_or_default();
-    let (verdict, signature_version) = match evaluate(updater, signatures, scope, image, now) {
-        Ok((verdict, version)) => (verdict, Some(version)),
-        Err(verdict) => (verdict, None),
-    };
-    Checked {
-        verdict,
-        target_path,
-        signature_version,
+    match evaluate(updater, signatures, scope, image, now) {
+        Ok((verdict, evidence, lasting)) => Checked {
+            verdict,
+            target_path,
+            signature_version: Some(evidence.signature_version),
+            evidence: Some((evidence, lasting)),
+        },
+        Err(verdict) => Checked {
+            verdict,
+            target_path,
+            signature_version: None,
+            evidence: None,
+        },
     }
 }
 
-/// The admission with the accepted signature version, or the denial.
+/// The admission with its evidence and how long that holds beyond the timestamp, or the
+/// denial.
 fn evaluate<S: MetadataSource, T: TrustStore>(
     updater: &mut Updater<S, T>,
     signatures: &dyn SignatureSource,
     scope: &Scope,
     image: &ImageRef,
     now: DateTime<Utc>,
-) -> Result<(Verdict, u64), Verdict> {
+) -> Result<(Verdict, Evidence, DateTime<Utc>), Verdict> {
     let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image))
     else {
         return Err(Verdict::deny(
@@ -131,15 +140,27 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
         digest,
         image: &image.to_string(),
     };
-    let evidence = Evidence {
+    let listed = Listed {
         role: &info.role,
         spec: &spec,
         length: info.file.length,
         sha256: &listed,
         high_water,
     };
-    let accepted = judge(&claim, &evidence, docs, now)?;
+    let accepted = judge(&claim, &listed, docs, now)?;
     let valid_until = trusted.valid_until().min(accepted.expires);
+    let lasting = trusted.valid_until_but_timestamp().min(accepted.expires);
+    let version_of = |v: Option<std::num::NonZeroU64>| v.map_or(0, std::num::NonZeroU64::get);
+    let evidence = Evidence {
+        root_version: trusted.root().signed.version.get(),
+        timestamp_version: version_of(trusted.timestamp().map(|t| t.signed.version)),
+        snapshot_version: version_of(trusted.snapshot().map(|t| t.signed.version)),
+        role: info.role.to_string(),
+        role_version: version_of(trusted.targets(&info.role).map(|t| t.signed.version)),
+        length: info.file.length,
+        signature_version: accepted.version,
+        key_ids: accepted.key_ids.clone(),
+    };
     let admitted = Verdict::admit(
         format!(
             "{path} is {digest}, signed (version {}) by role {}",
@@ -151,7 +172,7 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
         .store_mut()
         .record_signature_version(&path, accepted.version)
         .map_err(|e| internal(e.to_string()))?;
-    Ok((admitted, accepted.version))
+    Ok((admitted, evidence, lasting))
 }
 
 #[cfg(test)]

@@ -138,6 +138,46 @@ impl std::str::FromStr for ReasonCode {
     }
 }
 
+/// What an admission rests on: the trusted metadata versions and the accepted signature.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Evidence {
+    pub root_version: u64,
+    pub timestamp_version: u64,
+    pub snapshot_version: u64,
+    /// The targets role that lists the image, and its version.
+    pub role: String,
+    pub role_version: u64,
+    /// The image manifest's length as trusted metadata lists it.
+    pub length: u64,
+    pub signature_version: u64,
+    /// The trusted keys that signed the accepted signature.
+    pub key_ids: Vec<String>,
+}
+
+impl fmt::Display for Evidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "root v{}, timestamp v{}, snapshot v{}, {} v{}, signature v{} by {}",
+            self.root_version,
+            self.timestamp_version,
+            self.snapshot_version,
+            self.role,
+            self.role_version,
+            self.signature_version,
+            if self.key_ids.is_empty() {
+                "no key".to_string()
+            } else {
+                self.key_ids
+                    .iter()
+                    .map(|k| k.get(..12).unwrap_or(k))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    }
+}
+
 /// A decision about one image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {

@@ -383,10 +383,17 @@ impl TrustedSet {
     /// The earliest expiry of the trusted root, timestamp, snapshot and loaded targets roles:
     /// how long conclusions drawn from this set stay valid.
     pub fn valid_until(&self) -> DateTime<Utc> {
-        let mut t = self.root.signed.expires.0;
-        if let Some(ts) = &self.timestamp {
-            t = t.min(ts.signed.expires.0);
+        let t = self.valid_until_but_timestamp();
+        match &self.timestamp {
+            Some(ts) => t.min(ts.signed.expires.0),
+            None => t,
         }
+    }
+
+    /// [`TrustedSet::valid_until`] leaving out the timestamp: what a conclusion rests on
+    /// beyond the timestamp, whose later versions (pointing at the same snapshot) renew it.
+    pub fn valid_until_but_timestamp(&self) -> DateTime<Utc> {
+        let mut t = self.root.signed.expires.0;
         if let Some(s) = &self.snapshot {
             t = t.min(s.signed.expires.0);
         }

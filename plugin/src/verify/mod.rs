@@ -62,11 +62,12 @@ pub struct Evidence<'a> {
     pub high_water: u64,
 }
 
-/// The signature that admits: its version and its expiry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The signature that admits: its version, its expiry and the trusted keys that signed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub version: u64,
     pub expires: DateTime<Utc>,
+    pub key_ids: Vec<String>,
 }
 
 /// Applies both rules to the signatures read: the newest valid one admits; otherwise the
@@ -88,7 +89,7 @@ pub fn judge(
     let high_water = evidence.high_water;
     let listed = evidence.sha256;
     let targets_match = digest.sha256_hex() == Some(listed);
-    let mut best: Option<(u64, DateTime<Utc>)> = None;
+    let mut best: Option<Accepted> = None;
     let mut failures: Vec<Unreadable> = Vec::new();
     for doc in docs {
         let bytes = match doc {
@@ -161,7 +162,21 @@ pub fn judge(
         };
         match failure {
             Some(f) => failures.push(f),
-            None if best.is_none_or(|(v, _)| version > v) => best = Some((version, sig.expires.0)),
+            None if best.as_ref().is_none_or(|b| version > b.version) => {
+                let mut key_ids: Vec<String> = env
+                    .signatures
+                    .iter()
+                    .filter(|s| spec.keyids.contains(&s.keyid))
+                    .map(|s| s.keyid.clone())
+                    .collect();
+                key_ids.sort();
+                key_ids.dedup();
+                best = Some(Accepted {
+                    version,
+                    expires: sig.expires.0,
+                    key_ids,
+                })
+            }
             None => {}
         }
     }
@@ -170,7 +185,7 @@ pub fn judge(
     // targets mapping; then the absence of any signature.
     let worst = failures.into_iter().min_by_key(|f| failure_rank(f.reason));
     match (targets_match, best, worst) {
-        (true, Some((version, expires)), _) => Ok(Accepted { version, expires }),
+        (true, Some(accepted), _) => Ok(accepted),
         (_, None, Some(f)) => Err(Verdict::deny(f.reason, f.message)),
         (false, _, _) => Err(Verdict::deny(
             ReasonCode::DigestMismatch,

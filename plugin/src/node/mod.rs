@@ -1,0 +1,1154 @@
+//! The node's verifier (DESIGN §5): what `pullguard serve` answers for one image. It finds
+//! the image's scope (the longest configured prefix) and answers from the verdict cache
+//! when a verdict computed from the scope's current trusted state is still valid; else it
+//! refreshes the scope's metadata and checks the image with [`crate::image::verify_image`]
+//! within one deadline, one evaluation per image at a time, and caches an admission. A
+//! background refresh ([`Node::refresh_due`]) keeps each scope's timestamp fresh so the
+//! cache answers. Then the scope's mode applies. Blocking: the gRPC layer calls it off the
+//! async runtime.
+
+mod cache;
+mod flight;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeZone, Utc};
+use pullguard_cache::{Store, VerdictKey, VerdictRecord};
+use sha2::{Digest as _, Sha256};
+
+use cache::VerdictCache;
+pub use cache::{CacheError, Pruned};
+use flight::{Flights, Joined};
+
+use crate::bundle::Bundle;
+use crate::config::{
+    parse_setting_duration, Config, Mode, Require, ScopeConfig, SourceKind, Unmatched,
+};
+use crate::image::{pin, verify_image, SignatureSource};
+use crate::io::Deadline;
+use crate::registry::{Digest, ImageRef, Registry, Scope};
+use crate::source::dir::DirSource;
+use crate::source::http::HttpSource;
+use crate::source::oci::OciSource;
+use crate::store::rocks::RocksTrustStore;
+use crate::store::scoped::read_root;
+use crate::tuf::fetch::MetadataSource;
+use crate::tuf::schema::{Envelope, Snapshot, Timestamp};
+use crate::tuf::state::TrustStore;
+use crate::tuf::trusted::TrustedSet;
+use crate::tuf::{Limits, RoleName, Updater};
+use crate::verdict::{Evidence, ReasonCode, Verdict};
+
+/// Why a node could not be set up from its config (before anything is served).
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("scope[{index}].{key}: {reason}")]
+    Scope {
+        index: usize,
+        key: &'static str,
+        reason: String,
+    },
+    #[error("registry {host}: {source}")]
+    Registry {
+        host: String,
+        source: crate::registry::client::SetupError,
+    },
+    #[error("{source}")]
+    Cache {
+        #[from]
+        source: CacheError,
+    },
+}
+
+/// A request about a scope the node does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no scope {name} is configured")]
+pub struct UnknownScope {
+    pub name: String,
+}
+
+/// The node's answer about one image: the verdict and what it rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub verdict: Verdict,
+    /// Answered from the verdict cache, without checking again.
+    pub cached: bool,
+    /// The scope that decided, if any.
+    pub scope: Option<String>,
+    /// The image as checked (its repository, tag and digest).
+    pub image: Option<ImageRef>,
+    pub evidence: Option<Evidence>,
+    /// Admitted after its metadata expired, within the scope's `offline_grace`, because
+    /// the source could not be reached.
+    pub offline_grace: bool,
+    /// In `warn` mode: the denial that was not enforced.
+    pub would_deny: Option<ReasonCode>,
+}
+
+impl From<Verdict> for Answer {
+    fn from(verdict: Verdict) -> Self {
+        Answer::of(verdict)
+    }
+}
+
+impl Answer {
+    fn of(verdict: Verdict) -> Self {
+        Answer {
+            verdict,
+            cached: false,
+            scope: None,
+            image: None,
+            evidence: None,
+            offline_grace: false,
+            would_deny: None,
+        }
+    }
+
+    fn about(verdict: Verdict, scope: &NodeScope, image: &ImageRef) -> Self {
+        Answer {
+            scope: Some(scope.name.clone()),
+            image: Some(image.clone()),
+            ..Answer::of(verdict)
+        }
+    }
+}
+
+/// What the node knows of a scope now (`pullguard status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeStatus {
+    pub name: String,
+    pub mode: Mode,
+    pub root_version: u64,
+    pub timestamp_version: u64,
+    pub timestamp_expires: Option<DateTime<Utc>>,
+    pub snapshot_version: u64,
+    pub snapshot_expires: Option<DateTime<Utc>>,
+    /// The last refresh that succeeded, and the last attempt.
+    pub last_refresh: Option<DateTime<Utc>>,
+    pub last_attempt: Option<DateTime<Utc>>,
+    /// Why the last attempt failed (none when it succeeded).
+    pub last_error: Option<(ReasonCode, String)>,
+    pub cached_verdicts: u64,
+}
+
+/// How the node stands: every scope, and the counters since start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStatus {
+    pub scopes: Vec<ScopeStatus>,
+    pub cache_hits: u64,
+    pub cache_misses: u64,
+    pub evaluations: u64,
+}
+
+/// Counters since start, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    /// Verifications that ran (shared ones counted once).
+    pub evaluations: AtomicU64,
+    pub refreshes: AtomicU64,
+    pub refresh_failures: AtomicU64,
+}
+
+/// A scope's trusted state as held in memory: read by every cache lookup, written after
+/// every refresh.
+#[derive(Debug, Clone, Default)]
+struct View {
+    root_version: u64,
+    timestamp_version: u64,
+    timestamp_expires: Option<DateTime<Utc>>,
+    snapshot_version: u64,
+    snapshot_expires: Option<DateTime<Utc>>,
+    highest_time: Option<DateTime<Utc>>,
+    last_refresh: Option<DateTime<Utc>>,
+    last_attempt: Option<DateTime<Utc>>,
+    last_error: Option<(ReasonCode, String)>,
+}
+
+impl View {
+    /// The view after a refresh at `now` left `trusted`.
+    fn refreshed(&mut self, trusted: &TrustedSet, now: DateTime<Utc>) {
+        let version = |v: std::num::NonZeroU64| v.get();
+        self.root_version = trusted.root().signed.version.get();
+        self.timestamp_version = trusted.timestamp().map_or(0, |t| version(t.signed.version));
+        self.timestamp_expires = trusted.timestamp().map(|t| t.signed.expires.0);
+        self.snapshot_version = trusted.snapshot().map_or(0, |t| version(t.signed.version));
+        self.snapshot_expires = trusted.snapshot().map(|t| t.signed.expires.0);
+        self.highest_time = Some(self.highest_time.map_or(now, |h| h.max(now)));
+        self.last_refresh = Some(now);
+        self.last_attempt = Some(now);
+        self.last_error = None;
+    }
+
+    fn failed(&mut self, reason: ReasonCode, message: String, now: DateTime<Utc>) {
+        self.last_attempt = Some(now);
+        self.last_error = Some((reason, message));
+    }
+}
+
+/// When a scope is refreshed next in the background.
+struct Schedule {
+    next: Instant,
+    backoff: Duration,
+}
+
+/// One configured scope and what is needed to check its images.
+struct NodeScope {
+    scope: Scope,
+    name: String,
+    /// The configured root's bytes and version, checked at start.
+    root: (Vec<u8>, u64),
+    config: ScopeConfig,
+    /// What a verdict of this scope depends on in the config (see [`policy_hash`]).
+    policy: [u8; 32],
+    offline_grace: Duration,
+    registry: Arc<Registry>,
+    source: ScopeSource,
+    view: RwLock<View>,
+    schedule: Mutex<Schedule>,
+    /// One check or refresh at a time per scope: both write the scope's trusted state.
+    busy: Mutex<()>,
+}
+
+/// Where a scope's metadata comes from, resolved at start (a bundle is read then).
+enum ScopeSource {
+    Oci,
+    Http(String),
+    Dir(std::path::PathBuf),
+    /// Metadata and signatures both.
+    Bundle(Arc<Bundle>),
+}
+
+/// How many verdicts are kept in memory before RocksDB is asked.
+const FRONT_CAPACITY: usize = 32_768;
+
+/// The first background refresh waits this long after start, and failures back off from it.
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The verifier of one node.
+pub struct Node {
+    db: Arc<Store>,
+    cache: VerdictCache,
+    flights: Flights<(usize, String), Answer>,
+    scopes: Vec<NodeScope>,
+    unmatched: Unmatched,
+    allow: Vec<ImageRef>,
+    deadline: Duration,
+    refresh_interval: Duration,
+    pub counters: Counters,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Node {
+    /// A node for `config` (already validated), keeping trusted state and verdicts in `db`.
+    /// Verdicts of a policy, root or scope no longer configured are removed.
+    pub fn new(config: &Config, db: Arc<Store>) -> Result<Self, NodeError> {
+        let mut scopes = Vec::new();
+        let mut registries: BTreeMap<String, Arc<Registry>> = BTreeMap::new();
+        for (index, s) in config.scopes.iter().enumerate() {
+            let bad = |key: &'static str, reason: String| NodeError::Scope { index, key, reason };
+            let scope: Scope = s.name.parse().map_err(|e| bad("name", format!("{e}")))?;
+            // The root must be usable now: a daemon that starts but can never verify a
+            // scope would look healthy while denying it. Read once, kept for installing.
+            let root = read_root(&s.root).map_err(|e| bad("root", e.to_string()))?;
+            if s.require != Require::Both {
+                return Err(bad(
+                    "require",
+                    "only `both` (targets and signature) is implemented so far".into(),
+                ));
+            }
+            let offline_grace = parse_setting_duration(&s.offline_grace, true)
+                .map_err(|e| bad("offline_grace", e))?;
+            let host = scope.registry().to_string();
+            let registry = match registries.get(&host) {
+                Some(r) => Arc::clone(r),
+                None => {
+                    let r = config
+                        .registry(&host)
+                        .map_err(|source| NodeError::Registry {
+                            host: host.clone(),
+                            source,
+                        })?;
+                    registries.insert(host, Arc::clone(&r));
+                    r
+                }
+            };
+            let source = match SourceKind::parse(&s.source).map_err(|e| bad("source", e))? {
+                SourceKind::Bundle(path) => {
+                    let b = Bundle::read(&path).map_err(|e| bad("source", e))?;
+                    if b.scope.parse::<Scope>().ok().as_ref() != Some(&scope) {
+                        return Err(bad(
+                            "source",
+                            format!(
+                                "{} is a bundle for scope {}, not {scope}",
+                                path.display(),
+                                b.scope
+                            ),
+                        ));
+                    }
+                    ScopeSource::Bundle(Arc::new(b))
+                }
+                SourceKind::Oci => ScopeSource::Oci,
+                SourceKind::Http(url) => ScopeSource::Http(url),
+                SourceKind::Dir(dir) => ScopeSource::Dir(dir),
+            };
+            let name = scope.to_string();
+            let view = load_view(&db, &name);
+            scopes.push(NodeScope {
+                policy: policy_hash(&name, &root.0, s),
+                name,
+                scope,
+                root,
+                config: s.clone(),
+                offline_grace,
+                registry,
+                source,
+                view: RwLock::new(view),
+                schedule: Mutex::new(Schedule {
+                    next: Instant::now(),
+                    backoff: FIRST_BACKOFF,
+                }),
+                busy: Mutex::new(()),
+            });
+        }
+        let allow = config
+            .daemon
+            .allow
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        let deadline = parse_setting_duration(&config.daemon.verify_deadline, false)
+            .unwrap_or(Duration::from_secs(5));
+        let refresh_interval = parse_setting_duration(&config.daemon.refresh_interval, false)
+            .unwrap_or(Duration::from_secs(60));
+        let cache = VerdictCache::new(Arc::clone(&db), FRONT_CAPACITY);
+        let node = Node {
+            db,
+            cache,
+            flights: Flights::default(),
+            scopes,
+            unmatched: config.daemon.unmatched,
+            allow,
+            deadline,
+            refresh_interval,
+            counters: Counters::default(),
+        };
+        node.prune()?;
+        Ok(node)
+    }
+
+    /// Removes verdicts no configured scope can use: of another policy or scope, or
+    /// expired longer ago than any grace.
+    fn prune(&self) -> Result<Pruned, CacheError> {
+        let now = Utc::now();
+        self.cache.prune(|key, record| {
+            self.scopes.iter().any(|s| {
+                s.name == key.scope
+                    && s.policy == key.policy_hash
+                    && micros_to_time(record.valid_until).is_some_and(|t| {
+                        now < t + chrono::Duration::from_std(s.offline_grace)
+                            .unwrap_or(chrono::Duration::zero())
+                    })
+            })
+        })
+    }
+
+    /// The answer for `reference` (as the runtime names it) with manifest `digest`; an
+    /// empty `digest` asks the node to resolve the reference's tag in its registry first.
+    /// `descriptor` is the OCI descriptor the runtime pulled, when it gives one: its
+    /// digest must be the digest, and its size the length trusted metadata lists.
+    pub fn verify(&self, reference: &str, digest: &str, descriptor: Option<&str>) -> Answer {
+        let invalid = |m: String| Answer::of(Verdict::deny(ReasonCode::InvalidRequest, m));
+        let image: ImageRef = match reference.parse() {
+            Ok(i) => i,
+            Err(e) => return invalid(format!("reference: {e}")),
+        };
+        let descriptor = match descriptor.map(parse_descriptor).transpose() {
+            Ok(d) => d,
+            Err(e) => return invalid(format!("descriptor: {e}")),
+        };
+        let digest = match (&descriptor, digest) {
+            (Some(d), "") => d.digest.to_string(),
+            (Some(d), given) if d.digest.to_string() != given => {
+                return invalid(format!(
+                    "descriptor: its digest {} is not the digest asked about, {given}",
+                    d.digest
+                ))
+            }
+            (_, given) => given.to_string(),
+        };
+        let digest = digest.as_str();
+        let image = if digest.is_empty() {
+            image
+        } else {
+            let digest: Digest = match digest.parse() {
+                Ok(d) => d,
+                Err(e) => return invalid(format!("digest: {e}")),
+            };
+            if image.digest().is_some_and(|d| *d != digest) {
+                return invalid(format!("{image} names another digest than {digest}"));
+            }
+            image.with_digest(digest)
+        };
+        let pinned = image.digest().is_some();
+        if pinned && self.allow.iter().any(|a| is_same_image(a, &image)) {
+            return Answer::of(Verdict::admit_unchecked(format!(
+                "{image} is allowed by digest (daemon.allow)"
+            )));
+        }
+        let Some((index, s)) = self.scope_of(&image) else {
+            if !pinned {
+                return invalid(format!(
+                    "{image}: a digest is needed (the image is in no configured scope)"
+                ));
+            }
+            return Answer::of(match self.unmatched {
+                Unmatched::Deny => Verdict::deny(
+                    ReasonCode::NoTrustRoot,
+                    format!("{image} is in no configured scope (daemon.unmatched = \"deny\")"),
+                ),
+                Unmatched::Admit => Verdict::admit_unchecked(format!(
+                    "{image} is in no configured scope (daemon.unmatched = \"admit\")"
+                )),
+            });
+        };
+        if s.config.mode == Mode::Off {
+            return Answer::about(
+                Verdict::admit_unchecked(format!(
+                    "scope {} is off: {image} is not checked",
+                    s.name
+                )),
+                s,
+                &image,
+            );
+        }
+        let mut answer = self.check(index, s, image);
+        if let (Some(d), Some(e)) = (&descriptor, &answer.evidence) {
+            if answer.verdict.admitted && d.size != e.length {
+                answer.verdict = Verdict::deny(
+                    ReasonCode::LengthMismatch,
+                    format!(
+                        "the runtime's descriptor gives size {}, trusted metadata lists {} \
+                         ({})",
+                        d.size, e.length, answer.verdict.message
+                    ),
+                );
+            }
+        }
+        match s.config.mode {
+            Mode::Warn if !answer.verdict.admitted => Answer {
+                would_deny: Some(answer.verdict.reason),
+                verdict: Verdict {
+                    admitted: true,
+                    message: format!("warn mode, would deny: {}", answer.verdict.message),
+                    ..answer.verdict
+                },
+                ..answer
+            },
+            _ => answer,
+        }
+    }
+
+    /// The scope with the longest namespace that holds `image`, and its index.
+    fn scope_of(&self, image: &ImageRef) -> Option<(usize, &NodeScope)> {
+        self.scopes
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.scope.contains(image))
+            .max_by_key(|(_, s)| s.scope.namespace().len())
+    }
+
+    fn check(&self, index: usize, s: &NodeScope, image: ImageRef) -> Answer {
+        if s.scope.relative_repository(&image).is_none() {
+            return Answer::about(
+                Verdict::deny(
+                    ReasonCode::UnknownTarget,
+                    format!(
+                        "{image} is in the trust repository of scope {}, not an image of it",
+                        s.name
+                    ),
+                ),
+                s,
+                &image,
+            );
+        }
+        // The deadline counts from the request: resolving a tag, waiting for the scope
+        // or for another request's evaluation of the same image, all included.
+        let deadline = Deadline::after(self.deadline);
+        let image = if image.digest().is_some() {
+            image
+        } else {
+            match pin(&s.registry.with_deadline(deadline), &image) {
+                Ok(pinned) => pinned,
+                Err(denial) => return Answer::about(denial, s, &image),
+            }
+        };
+        if let Some(answer) = self.cached_answer_for(s, &image, Utc::now()) {
+            self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return answer;
+        }
+        self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
+        match self.flights.join(&(index, image.to_string())) {
+            Joined::Leader(leader) => {
+                let answer = self.evaluate(s, &image, deadline);
+                leader.finish(answer.clone());
+                answer
+            }
+            Joined::Follower(follower) => follower.wait(deadline.at()).unwrap_or_else(|| {
+                Answer::about(
+                    Verdict::deny(
+                        ReasonCode::Unavailable,
+                        format!(
+                            "the check of {image} that this request waited for did not finish \
+                             within the deadline of {} s",
+                            deadline.budget().as_secs_f64()
+                        ),
+                    ),
+                    s,
+                    &image,
+                )
+            }),
+        }
+    }
+
+    /// The cached admission of `image` under the scope's current trusted state, if it is
+    /// still valid at `now`; a clock behind the highest time seen is a denial.
+    fn cached_answer_for(
+        &self,
+        s: &NodeScope,
+        image: &ImageRef,
+        now: DateTime<Utc>,
+    ) -> Option<Answer> {
+        let view = s.view.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(denial) = clock_behind(&view, now) {
+            return Some(Answer::about(denial, s, image));
+        }
+        // The source served something refused (a rollback, a bad signature): the trusted
+        // state still stands, but checks go to the source and say so until it is fixed.
+        if view
+            .last_error
+            .as_ref()
+            .is_some_and(|(r, _)| !r.is_transient())
+        {
+            return None;
+        }
+        let (record, until) = self.cached_record(s, &view, image)?;
+        (now < until).then(|| s.cached_answer(&view, image, &record, until, false))
+    }
+
+    /// The admission under the view's state id for `image`'s tag, and until when it holds
+    /// (its own expiry, bounded by the current timestamp's).
+    fn cached_record(
+        &self,
+        s: &NodeScope,
+        view: &View,
+        image: &ImageRef,
+    ) -> Option<(Arc<VerdictRecord>, DateTime<Utc>)> {
+        if view.snapshot_version == 0 {
+            return None;
+        }
+        let key = s.key(image, view.root_version, view.snapshot_version)?;
+        let record = self.cache.get(&key).ok()??;
+        if !record.admitted || !record.tags.iter().any(|t| t == tag_of(image)) {
+            return None;
+        }
+        let until = micros_to_time(record.valid_until)?.min(view.timestamp_expires?);
+        Some((record, until))
+    }
+
+    /// Refreshes and checks `image` with the scope to itself; caches an admission.
+    fn evaluate(&self, s: &NodeScope, image: &ImageRef, deadline: Deadline) -> Answer {
+        let _one_at_a_time = lock(&s.busy);
+        if deadline.has_passed() {
+            return Answer::about(
+                Verdict::deny(
+                    ReasonCode::Unavailable,
+                    format!(
+                        "the deadline of {} s ran out while other checks of scope {} ran",
+                        deadline.budget().as_secs_f64(),
+                        s.name
+                    ),
+                ),
+                s,
+                image,
+            );
+        }
+        let now = Utc::now();
+        // The check that held the scope before may have cached this very image.
+        if let Some(answer) = self.cached_answer_for(s, image, now) {
+            return answer;
+        }
+        self.counters.evaluations.fetch_add(1, Ordering::Relaxed);
+        let outcome = self.with_updater(s, deadline, |updater, signatures| {
+            let checked = verify_image(updater, signatures, &s.scope, image, now);
+            let refreshed = updater.trusted().is_some();
+            if let Some(trusted) = updater.trusted() {
+                s.view_mut().refreshed(trusted, now);
+            }
+            (checked, refreshed)
+        });
+        let (checked, refreshed) = match outcome {
+            Ok(o) => o,
+            Err(denial) => return Answer::about(denial, s, image),
+        };
+        let verdict = checked.verdict;
+        if !refreshed {
+            s.view_mut()
+                .failed(verdict.reason, verdict.message.clone(), now);
+            if matches!(
+                verdict.reason,
+                ReasonCode::Unavailable | ReasonCode::RateLimited
+            ) {
+                if let Some(answer) = self.within_grace(s, image, &verdict, now) {
+                    return answer;
+                }
+            }
+        }
+        let Some((evidence, lasting)) = checked.evidence.filter(|_| verdict.admitted) else {
+            return Answer::about(verdict, s, image);
+        };
+        self.remember(s, image, &verdict, &evidence, lasting);
+        Answer {
+            evidence: Some(evidence),
+            ..Answer::about(verdict, s, image)
+        }
+    }
+
+    /// Caches an admission under the state it was computed from, with the tags already
+    /// checked under that key. A failure to cache costs only a later re-check.
+    fn remember(
+        &self,
+        s: &NodeScope,
+        image: &ImageRef,
+        verdict: &Verdict,
+        evidence: &Evidence,
+        lasting: DateTime<Utc>,
+    ) {
+        let Some(key) = s.key(image, evidence.root_version, evidence.snapshot_version) else {
+            return;
+        };
+        let mut tags = self
+            .cache
+            .get(&key)
+            .ok()
+            .flatten()
+            .filter(|r| r.admitted)
+            .map(|r| r.tags.clone())
+            .unwrap_or_default();
+        let tag = tag_of(image).to_string();
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+        let record = VerdictRecord {
+            admitted: true,
+            reason: verdict.reason.as_str().to_string(),
+            message: verdict.message.clone(),
+            valid_until: lasting.timestamp_micros(),
+            tags,
+            timestamp_version: evidence.timestamp_version,
+            role: evidence.role.clone(),
+            role_version: evidence.role_version,
+            length: evidence.length,
+            signature_version: evidence.signature_version,
+            key_ids: evidence.key_ids.clone(),
+        };
+        if let Err(e) = self.cache.put(&key, record) {
+            eprintln!("pullguard: warning: {e}");
+        }
+    }
+
+    /// When the source cannot be reached: the cached admission of `image`, past its expiry
+    /// by no more than the scope's `offline_grace`.
+    fn within_grace(
+        &self,
+        s: &NodeScope,
+        image: &ImageRef,
+        failure: &Verdict,
+        now: DateTime<Utc>,
+    ) -> Option<Answer> {
+        let view = s.view.read().unwrap_or_else(|p| p.into_inner());
+        let (record, until) = self.cached_record(s, &view, image)?;
+        let grace = chrono::Duration::from_std(s.offline_grace).ok()?;
+        if now >= until + grace {
+            return None;
+        }
+        let mut answer = s.cached_answer(&view, image, &record, until, true);
+        answer.verdict.message = format!(
+            "{} — admitted within offline_grace ({} s): the evidence expired at {until}, and \
+             {}",
+            answer.verdict.message,
+            s.offline_grace.as_secs(),
+            failure.message
+        );
+        Some(answer)
+    }
+
+    /// Runs `f` with an updater over the scope's trusted state and sources, bounded by
+    /// `deadline`.
+    fn with_updater<R>(
+        &self,
+        s: &NodeScope,
+        deadline: Deadline,
+        f: impl for<'x> FnOnce(
+            &mut Updater<&'x dyn MetadataSource, RocksTrustStore>,
+            &'x dyn SignatureSource,
+        ) -> R,
+    ) -> Result<R, Verdict> {
+        let registry = s.registry.with_deadline(deadline);
+        let mut store = RocksTrustStore::new(Arc::clone(&self.db), s.name.clone());
+        ensure_root(&mut store, &s.root)
+            .map_err(|e| Verdict::deny(ReasonCode::Internal, e.to_string()))?;
+        let signatures: &dyn SignatureSource = match &s.source {
+            ScopeSource::Bundle(b) => b.as_ref(),
+            _ => &registry,
+        };
+        // One of these is the scope's source; each kind lives for this call only.
+        let (oci, http, dir);
+        let source: &dyn MetadataSource = match &s.source {
+            ScopeSource::Oci => {
+                let mut o = OciSource::new(Arc::new(registry.clone()), s.scope.clone());
+                if let Some(repo) = &s.config.trust_repository {
+                    o = o.with_trust_repository(repo);
+                }
+                oci = o;
+                &oci
+            }
+            ScopeSource::Http(url) => match HttpSource::new(url, None, registry.timeout()) {
+                Ok(h) => {
+                    http = h.with_deadline(deadline);
+                    &http
+                }
+                Err(e) => return Err(Verdict::deny(ReasonCode::Internal, e)),
+            },
+            ScopeSource::Dir(d) => {
+                dir = DirSource::new(d.clone(), d.join("targets"));
+                &dir
+            }
+            ScopeSource::Bundle(b) => b.as_ref(),
+        };
+        let mut updater = Updater::new(source, store, Limits::default());
+        Ok(f(&mut updater, signatures))
+    }
+
+    /// Refreshes every scope whose time has come (not those in `off` mode); returns how
+    /// long until the next one is due. Blocking: the daemon's background task calls it.
+    pub fn refresh_due(&self) -> Duration {
+        let mut wait = self.refresh_interval;
+        for s in self.scopes.iter().filter(|s| s.config.mode != Mode::Off) {
+            if lock(&s.schedule).next <= Instant::now() {
+                let _ = self.refresh_scope(s);
+            }
+            let next = lock(&s.schedule).next;
+            wait = wait.min(next.saturating_duration_since(Instant::now()));
+        }
+        wait.max(Duration::from_millis(100))
+    }
+
+    /// Refreshes `name` (every scope when none) now, and says how each stands.
+    pub fn refresh(&self, name: Option<&str>) -> Result<NodeStatus, UnknownScope> {
+        let chosen: Vec<&NodeScope> = match name {
+            None => self.scopes.iter().collect(),
+            Some(n) => {
+                let wanted = n.trim_end_matches('/');
+                let s = self
+                    .scopes
+                    .iter()
+                    .find(|s| s.name == wanted)
+                    .ok_or_else(|| UnknownScope {
+                        name: n.to_string(),
+                    })?;
+                vec![s]
+            }
+        };
+        for s in &chosen {
+            let _ = self.refresh_scope(s);
+        }
+        Ok(self.report(chosen.into_iter()))
+    }
+
+    /// How every scope stands.
+    pub fn status(&self) -> NodeStatus {
+        self.report(self.scopes.iter())
+    }
+
+    fn report<'a>(&'a self, scopes: impl Iterator<Item = &'a NodeScope>) -> NodeStatus {
+        let c = &self.counters;
+        NodeStatus {
+            scopes: scopes.map(|s| self.status_of(s)).collect(),
+            cache_hits: c.cache_hits.load(Ordering::Relaxed),
+            cache_misses: c.cache_misses.load(Ordering::Relaxed),
+            evaluations: c.evaluations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn status_of(&self, s: &NodeScope) -> ScopeStatus {
+        let view = s.view.read().unwrap_or_else(|p| p.into_inner()).clone();
+        ScopeStatus {
+            name: s.name.clone(),
+            mode: s.config.mode,
+            root_version: view.root_version,
+            timestamp_version: view.timestamp_version,
+            timestamp_expires: view.timestamp_expires,
+            snapshot_version: view.snapshot_version,
+            snapshot_expires: view.snapshot_expires,
+            last_refresh: view.last_refresh,
+            last_attempt: view.last_attempt,
+            last_error: view.last_error,
+            cached_verdicts: self.cache.count(&s.name).unwrap_or(0),
+        }
+    }
+
+    /// The TUF refresh of one scope (timestamp first, the rest as it points to), and the
+    /// next background refresh scheduled: before the timestamp expires (at most
+    /// `refresh_interval` away, jittered), or after a backoff when it failed.
+    fn refresh_scope(&self, s: &NodeScope) -> Result<(), Verdict> {
+        let deadline = Deadline::after(self.deadline);
+        let _one_at_a_time = lock(&s.busy);
+        let now = Utc::now();
+        self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
+        let outcome = self
+            .with_updater(s, deadline, |updater, _| match updater.refresh(now) {
+                Ok(()) => {
+                    if let Some(trusted) = updater.trusted() {
+                        s.view_mut().refreshed(trusted, now);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(Verdict::from(&e)),
+            })
+            .and_then(|r| r);
+        let mut schedule = lock(&s.schedule);
+        match &outcome {
+            Ok(()) => {
+                let expires = s
+                    .view
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .timestamp_expires;
+                let until_expiry = expires
+                    .and_then(|t| (t - now).to_std().ok())
+                    .unwrap_or(Duration::ZERO);
+                let wait = self.refresh_interval.min(until_expiry / 2);
+                schedule.next = Instant::now() + jittered(wait).max(FIRST_BACKOFF);
+                schedule.backoff = FIRST_BACKOFF;
+            }
+            Err(denial) => {
+                self.counters
+                    .refresh_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                s.view_mut()
+                    .failed(denial.reason, denial.message.clone(), now);
+                schedule.next = Instant::now() + schedule.backoff;
+                schedule.backoff = (schedule.backoff * 2).min(self.refresh_interval);
+            }
+        }
+        outcome
+    }
+}
+
+impl NodeScope {
+    fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, View> {
+        self.view.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cache key of `image` under the given trusted state.
+    fn key(
+        &self,
+        image: &ImageRef,
+        root_version: u64,
+        snapshot_version: u64,
+    ) -> Option<VerdictKey> {
+        Some(VerdictKey {
+            scope: self.name.clone(),
+            repository: image.repository().to_string(),
+            digest: image.digest()?.to_string(),
+            policy_hash: self.policy,
+            root_version,
+            snapshot_version,
+        })
+    }
+
+    fn cached_answer(
+        &self,
+        view: &View,
+        image: &ImageRef,
+        record: &VerdictRecord,
+        until: DateTime<Utc>,
+        offline_grace: bool,
+    ) -> Answer {
+        let verdict = Verdict {
+            admitted: true,
+            reason: ReasonCode::Verified,
+            message: record.message.clone(),
+            valid_until: (!offline_grace).then_some(until),
+        };
+        Answer {
+            cached: true,
+            offline_grace,
+            evidence: Some(Evidence {
+                root_version: view.root_version,
+                timestamp_version: view.timestamp_version,
+                snapshot_version: view.snapshot_version,
+                role: record.role.clone(),
+                role_version: record.role_version,
+                length: record.length,
+                signature_version: record.signature_version,
+                key_ids: record.key_ids.clone(),
+            }),
+            ..Answer::about(verdict, self, image)
+        }
+    }
+}
+
+/// The longest descriptor a request may carry.
+pub const DESCRIPTOR_MAX: usize = 64 * 1024;
+
+fn parse_descriptor(json: &str) -> Result<crate::registry::oci::Descriptor, String> {
+    if json.len() > DESCRIPTOR_MAX {
+        return Err(format!(
+            "{} bytes, more than the {DESCRIPTOR_MAX} allowed",
+            json.len()
+        ));
+    }
+    serde_json::from_str(json).map_err(|e| e.to_string())
+}
+
+/// The tag a verdict is for: the image's tag, or `""` for its digest pin.
+fn tag_of(image: &ImageRef) -> &str {
+    image.tag().unwrap_or("")
+}
+
+/// A denial when `now` is behind the highest time the scope has seen (beyond the
+/// tolerance): a clock set back would revive expired metadata.
+fn clock_behind(view: &View, now: DateTime<Utc>) -> Option<Verdict> {
+    let tolerance = chrono::Duration::from_std(Limits::default().clock_tolerance).ok()?;
+    let highest = view.highest_time?;
+    (now + tolerance < highest).then(|| {
+        Verdict::deny(
+            ReasonCode::ClockRollback,
+            format!("the clock ({now}) is behind a time already seen ({highest})"),
+        )
+    })
+}
+
+fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_micros(micros).single()
+}
+
+/// A duration between 80 % and 100 % of `d`, so that nodes started together do not
+/// refresh together.
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos());
+    let fraction = 0.8 + 0.2 * f64::from(nanos % 1000) / 1000.0;
+    d.mul_f64(fraction)
+}
+
+/// What a scope's verdicts depend on in the config, beyond the trusted state: its name,
+/// its root, where its metadata and signatures come from, and what it requires. Its
+/// mode is not part of it (it only decides what a verdict does).
+fn policy_hash(name: &str, root: &[u8], s: &ScopeConfig) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for part in [
+        b"pullguard-policy-1".as_slice(),
+        name.as_bytes(),
+        &Sha256::digest(root),
+        s.source.as_bytes(),
+        s.trust_repository.as_deref().unwrap_or("").as_bytes(),
+        format!("{:?}", s.require).as_bytes(),
+    ] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    h.finalize().into()
+}
+
+/// The scope's trusted state as stored (read at start, so that verdicts cached before a
+/// restart answer before the first refresh, and offline).
+fn load_view(db: &Arc<Store>, scope: &str) -> View {
+    let store = RocksTrustStore::new(Arc::clone(db), scope.to_string());
+    let mut view = View::default();
+    let mut read = || -> Result<(), crate::tuf::state::StoreError> {
+        view.root_version = store.version(&RoleName::root())?.unwrap_or(0);
+        if let Some(bytes) = store.load(&RoleName::timestamp())? {
+            if let Ok(env) = Envelope::<Timestamp>::from_slice(&bytes) {
+                view.timestamp_version = env.signed.version.get();
+                view.timestamp_expires = Some(env.signed.expires.0);
+            }
+        }
+        if let Some(bytes) = store.load(&RoleName::snapshot())? {
+            if let Ok(env) = Envelope::<Snapshot>::from_slice(&bytes) {
+                view.snapshot_version = env.signed.version.get();
+                view.snapshot_expires = Some(env.signed.expires.0);
+            }
+        }
+        view.highest_time = store.highest_time()?;
+        Ok(())
+    };
+    if let Err(e) = read() {
+        view = View::default();
+        view.last_error = Some((ReasonCode::Internal, e.to_string()));
+    }
+    view
+}
+
+/// `allowed` and `image` are the same repository and digest.
+fn is_same_image(allowed: &ImageRef, image: &ImageRef) -> bool {
+    allowed.registry() == image.registry()
+        && allowed.repository() == image.repository()
+        && allowed.digest() == image.digest()
+}
+
+/// A scope's state starts from its configured root (checked at start); later roots come
+/// only through verified rotations.
+fn ensure_root(
+    store: &mut RocksTrustStore,
+    (bytes, version): &(Vec<u8>, u64),
+) -> Result<(), crate::tuf::state::StoreError> {
+    if store.load(&RoleName::root())?.is_none() {
+        store.persist(&RoleName::root(), *version, bytes)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(config: &str) -> (Node, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config: Config = toml::from_str(config).expect("config");
+        config.validate().expect("valid");
+        let db = Arc::new(Store::open(&dir.path().join("db")).expect("db"));
+        (Node::new(&config, db).expect("node"), dir)
+    }
+
+    /// A usable root (of a repository that nothing serves).
+    fn root_file(dir: &std::path::Path) -> std::path::PathBuf {
+        let mut repo = crate::tuf::testing::RepoBuilder::new(&dir.join("repo"));
+        repo.publish_all();
+        let root = dir.join("root.json");
+        std::fs::write(&root, repo.initial_root()).expect("root");
+        root
+    }
+
+    const HEX: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn images_in_no_scope_get_the_unmatched_policy_and_the_allow_list_by_digest() {
+        let digest = format!("sha256:{HEX}");
+        let (deny, _d1) = node(&format!("[daemon]\nallow = [\"r.io/pause@{digest}\"]\n"));
+        let v = deny.verify("r.io/app:1", &digest, None).verdict;
+        assert!(!v.admitted);
+        assert_eq!(v.reason, ReasonCode::NoTrustRoot);
+        assert!(
+            v.message.contains("daemon.unmatched = \"deny\""),
+            "{}",
+            v.message
+        );
+        // Allowed by digest: under any tag, but not another repository with that digest.
+        assert!(
+            deny.verify("r.io/pause:3.9", &digest, None)
+                .verdict
+                .admitted
+        );
+        assert!(
+            !deny
+                .verify("r.io/other:3.9", &digest, None)
+                .verdict
+                .admitted
+        );
+        let (admit, _d2) = node("[daemon]\nunmatched = \"admit\"\n");
+        let v = admit.verify("r.io/app:1", &digest, None).verdict;
+        assert!(v.admitted, "{}", v.message);
+        // Admitted, but said to be unchecked and never reusable.
+        assert_eq!(v.reason, ReasonCode::Unchecked);
+        assert!(!v.reusable_at(Utc::now()));
+        let allowed = deny.verify("r.io/pause:3.9", &digest, None).verdict;
+        assert_eq!(allowed.reason, ReasonCode::Unchecked);
+    }
+
+    #[test]
+    fn the_longest_scope_wins_and_its_trust_repository_is_no_image() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = root_file(dir.path());
+        let text = format!(
+            "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{r}\"\nmode = \"off\"\n\
+             [[scope]]\nname = \"127.0.0.1:1/acme/team\"\nroot = \"{r}\"\n",
+            r = root.display()
+        );
+        let (n, _d) = node(&text);
+        let digest = format!("sha256:{HEX}");
+        // acme is off, acme/team enforces: an image of acme/team is checked (and denied
+        // here, as nothing is published), one of acme is not.
+        assert!(
+            n.verify("127.0.0.1:1/acme/app:1", &digest, None)
+                .verdict
+                .admitted
+        );
+        let team = n
+            .verify("127.0.0.1:1/acme/team/app:1", &digest, None)
+            .verdict;
+        assert!(!team.admitted, "{}", team.message);
+        // A look-alike namespace is no scope of these.
+        let evil = n
+            .verify("127.0.0.1:1/acme-evil/app:1", &digest, None)
+            .verdict;
+        assert!(!evil.admitted && evil.message.contains("in no configured scope"));
+        let trust = n
+            .verify("127.0.0.1:1/acme/team/trust:timestamp", &digest, None)
+            .verdict;
+        assert_eq!(trust.reason, ReasonCode::UnknownTarget, "{}", trust.message);
+    }
+
+    #[test]
+    fn bad_requests_are_invalid_and_say_why() {
+        let (n, _d) = node("");
+        let digest = format!("sha256:{HEX}");
+        for (reference, digest, says) in [
+            ("app:1", digest.as_str(), "reference"),
+            ("r.io/app:1", "sha256:xyz", "digest"),
+            (
+                &format!("r.io/app@sha256:{}", "f".repeat(64)) as &str,
+                digest.as_str(),
+                "another digest",
+            ),
+        ] {
+            let v = n.verify(reference, digest, None).verdict;
+            assert_eq!(v.reason, ReasonCode::InvalidRequest, "{reference}");
+            assert!(v.message.contains(says), "{reference}: {}", v.message);
+        }
+    }
+
+    #[test]
+    fn a_scope_in_off_mode_admits_unchecked_and_only_both_is_implemented() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = root_file(dir.path());
+        let scope = |extra: &str| {
+            format!(
+                "[[scope]]\nname = \"127.0.0.1:1/acme\"\nroot = \"{}\"\n{extra}",
+                root.display()
+            )
+        };
+        let (off, _d) = node(&scope("mode = \"off\""));
+        let v = off
+            .verify("127.0.0.1:1/acme/app:1", &format!("sha256:{HEX}"), None)
+            .verdict;
+        assert!(v.admitted && v.message.contains("is off"), "{}", v.message);
+        let config: Config = toml::from_str(&scope("require = \"targets\"")).expect("config");
+        let db = Arc::new(Store::open(&dir.path().join("db")).expect("db"));
+        let err = Node::new(&config, db).err().expect("not implemented");
+        assert!(
+            err.to_string().starts_with("scope[0].require: only `both`"),
+            "{err}"
+        );
+    }
+}
