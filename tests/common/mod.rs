@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
+pub mod fixture;
 pub mod front;
 pub mod registry;
 
