@@ -88,6 +88,7 @@ node_config() { # socket state-dir
 [daemon]
 socket = "$1"
 state_dir = "$2"
+audit_log = "$2.audit.jsonl"
 
 [[scope]]
 name = "$host/acme"

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use pullguard_cache::Store;
+use pullguard_plugin::audit::AuditLog;
 use pullguard_plugin::config::Config;
 use pullguard_plugin::grpc::service::VerifierService;
 use pullguard_plugin::node::Node;
@@ -29,12 +30,13 @@ pub fn serve(config: &Config) -> Result<()> {
     let db = Arc::new(
         Store::open(&d.state_dir).with_context(|| format!("opening {}", d.state_dir.display()))?,
     );
-    let node = Arc::new(Node::new(config, db)?);
+    let audit = AuditLog::open(&d.audit_log, AUDIT_MAX_BYTES)?;
+    let node = Arc::new(Node::new(config, db)?.with_audit(audit));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(&d.socket, Arc::clone(&node)))?;
+    runtime.block_on(run(&d.socket, d.metrics.as_deref(), Arc::clone(&node)))?;
     // The node (its HTTP clients and the database) is let go here, off the async runtime.
     drop(runtime);
     drop(node);
@@ -42,7 +44,7 @@ pub fn serve(config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
+async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     // Signals first: a daemon that cannot be stopped cleanly does not start.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -70,6 +72,14 @@ async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
             }
         }
     }
+    let metrics = match metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("daemon.metrics: binding {addr}"))?,
+        ),
+        None => None,
+    };
     let (listener, ours) = bind(socket).await?;
     eprintln!("pullguard: serving on {}", socket.display());
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
@@ -87,7 +97,8 @@ async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
                 .await
         }
     });
-    let mut refresher = tokio::spawn(refresh_in_background(Arc::clone(&node), stopped));
+    let mut refresher = tokio::spawn(refresh_in_background(Arc::clone(&node), stopped.clone()));
+    let mut exporter = tokio::spawn(serve_metrics(metrics, Arc::clone(&node), stopped));
     // A task that ends on its own brings the whole daemon down: never half alive.
     let ended = tokio::select! {
         _ = term.recv() => None,
@@ -101,12 +112,18 @@ async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
             Ok(()) => anyhow::anyhow!("the background refresh stopped"),
             Err(e) => anyhow::Error::new(e).context("the background refresh task"),
         }),
+        r = &mut exporter => Some(match r {
+            Ok(Ok(())) => anyhow::anyhow!("the metrics endpoint stopped"),
+            Ok(Err(e)) => e.context("the metrics endpoint"),
+            Err(e) => anyhow::Error::new(e).context("the metrics endpoint task"),
+        }),
     };
     let _ = stop.send(true);
     if ended.is_none() {
         // Requests in flight finish; the refresh in progress (bounded by the deadline) too.
         let _ = server.await;
         let _ = refresher.await;
+        let _ = exporter.await;
     }
     // Only our own socket is removed (another daemon may have replaced it).
     if std::fs::symlink_metadata(socket).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
@@ -116,6 +133,64 @@ async fn run(socket: &Path, node: Arc<Node>) -> Result<()> {
         None => Ok(()),
         Some(e) => Err(e),
     }
+}
+
+/// How large the audit log grows before it is rotated (one older file is kept).
+const AUDIT_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Serves Prometheus `GET /metrics` on `listener` (none: waits for the stop) until told to
+/// stop. One short request per connection, read with a size and a time limit.
+async fn serve_metrics(
+    listener: Option<tokio::net::TcpListener>,
+    node: Arc<Node>,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
+    let Some(listener) = listener else {
+        let _ = stopped.wait_for(|s| *s).await;
+        return Ok(());
+    };
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted.context("accepting")?,
+            _ = stopped.wait_for(|s| *s) => return Ok(()),
+        };
+        let node = Arc::clone(&node);
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                answer_metrics(stream, &node),
+            )
+            .await;
+        });
+    }
+}
+
+async fn answer_metrics(mut stream: tokio::net::TcpStream, node: &Node) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 8192 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        request.extend_from_slice(&buf[..n]);
+    }
+    let (status, body) = if request.starts_with(b"GET /metrics ") {
+        ("200 OK", node.metrics_text())
+    } else {
+        (
+            "404 Not Found",
+            "only GET /metrics is served here\n".to_string(),
+        )
+    };
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body.as_bytes()).await?;
+    stream.shutdown().await
 }
 
 /// Refreshes each scope when it is due ([`Node::refresh_due`]) until told to stop.

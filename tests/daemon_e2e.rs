@@ -23,11 +23,12 @@ fn write_config(f: &Fixture, daemon_extra: &str, scope_extra: &str) -> PathBuf {
 fn write_config_on(f: &Fixture, host: &str, daemon_extra: &str, scope_extra: &str) -> PathBuf {
     let socket = f.path("run/pullguard.sock");
     let config = format!(
-        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n{daemon_extra}\n\n\
+        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{daemon_extra}\n\n\
          [[scope]]\nname = \"{host}/acme\"\nroot = \"{}\"\n{scope_extra}\n\n\
          [registries.\"{host}\"]\nplain_http = true\n",
         socket.display(),
         f.path("daemon-state").display(),
+        f.path("log/audit.jsonl").display(),
         f.path("pullguard-repo/metadata/1.root.json").display(),
     );
     std::fs::write(f.path("pullguard.toml"), config).expect("config");
@@ -453,5 +454,208 @@ fn forged_frozen_and_slow_registries_are_denied_through_the_daemon() {
     let took = started.elapsed();
     assert_eq!(reason(&slow), pb::Reason::Unavailable, "{slow:?}");
     assert!(took < std::time::Duration::from_millis(2500), "{took:?}");
+    stop_daemon(daemon, &socket);
+}
+
+/// `GET path` on `addr`, the whole answer.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read");
+    answer
+}
+
+#[test]
+fn metrics_and_the_audit_log_record_every_decision() {
+    let f = Fixture::published();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let socket = write_config(&f, &format!("metrics = \"{addr}\""), "");
+    let (one, two) = (f.app_digest("1").to_string(), f.app_digest("2").to_string());
+    let daemon = start_daemon(&f, &socket);
+    assert!(ask(&socket, &f.image("1"), &one).admitted);
+    assert!(ask(&socket, &f.image("1"), &one).cached);
+    assert!(!ask(&socket, &f.image("1"), &two).admitted);
+    let metrics = http_get(&addr, "/metrics");
+    assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
+    for line in [
+        "pullguard_verdicts_total{reason=\"verified\",mode=\"enforce\",admitted=\"true\"} 2",
+        "pullguard_verdicts_total{reason=\"digest_mismatch\",mode=\"enforce\",admitted=\"false\"} 1",
+        "pullguard_cache_hits_total 1",
+        "pullguard_cache_misses_total 2",
+        "pullguard_verify_duration_seconds_count 3",
+        "pullguard_scope_refresh_ok{scope=",
+        "pullguard_timestamp_expiry_seconds{scope=",
+    ] {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    assert!(http_get(&addr, "/other").starts_with("HTTP/1.1 404"));
+    stop_daemon(daemon, &socket);
+    // Written out when the daemon stops: one JSON line per decision.
+    let audit = std::fs::read_to_string(f.path("log/audit.jsonl")).expect("audit log");
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON value per line"))
+        .collect();
+    assert_eq!(entries.len(), 3, "{audit}");
+    assert_eq!(entries[0]["admitted"], true);
+    assert_eq!(entries[0]["cached"], false);
+    assert_eq!(entries[1]["cached"], true);
+    assert_eq!(entries[2]["reason"], "digest_mismatch");
+    assert_eq!(entries[2]["digest"], two.as_str());
+    assert_eq!(entries[2]["scope"], f.scope.as_str());
+    assert!(entries[0]["evidence"]
+        .as_str()
+        .is_some_and(|e| e.contains("team v")));
+}
+
+/// Latency percentiles of `samples` (sorted here), in microseconds.
+fn percentiles(samples: &mut [std::time::Duration]) -> (u128, u128) {
+    samples.sort();
+    let at = |q: f64| {
+        let i = ((samples.len() as f64 - 1.0) * q).round() as usize;
+        samples[i].as_micros()
+    };
+    (at(0.50), at(0.99))
+}
+
+/// The daemon's resident memory now and at its peak, in KiB.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A load generator over the socket (issue 8 §7): throughput and p50/p99 of cache hits at
+/// several concurrencies, then of cold verifications (each image checked for the first
+/// time against the real registry), and the daemon's memory. Prints figures; asserts only
+/// that every answer admitted.
+#[test]
+#[ignore = "a measurement: cargo test --test daemon_e2e -- --ignored load --nocapture"]
+fn load_over_the_socket() {
+    let f = Fixture::published();
+    let cold_count = 100;
+    let cold: Vec<(String, String)> = (0..cold_count)
+        .map(|i| {
+            let tag = format!("c{i}");
+            let digest = f
+                .registry
+                .push_image("acme/app", &tag, &format!("cold image {i}"));
+            (f.image(&tag), digest.to_string())
+        })
+        .collect();
+    let tags: Vec<String> = (0..cold_count).map(|i| format!("c{i}")).collect();
+    f.sign_and_publish(&tags.iter().map(String::as_str).collect::<Vec<_>>());
+    let socket = write_config(&f, "", "");
+    let daemon = start_daemon(&f, &socket);
+    let pid = daemon.0.as_ref().expect("running").id();
+    let one = f.app_digest("1").to_string();
+    assert!(ask(&socket, &f.image("1"), &one).admitted);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let image = f.image("1");
+    for (channels, per_channel) in [(1usize, 1usize), (2, 8), (4, 16)] {
+        let run_for = std::time::Duration::from_secs(4);
+        let (mut samples, elapsed) = rt.block_on(async {
+            let mut clients = Vec::new();
+            for _ in 0..channels {
+                clients.push(daemon_client(socket.clone()).await);
+            }
+            let started = std::time::Instant::now();
+            let mut tasks = Vec::new();
+            for client in &clients {
+                for _ in 0..per_channel {
+                    let (mut client, image, one) = (client.clone(), image.clone(), one.clone());
+                    tasks.push(tokio::spawn(async move {
+                        let mut samples = Vec::new();
+                        while started.elapsed() < run_for {
+                            let t = std::time::Instant::now();
+                            let v = client
+                                .verify(pb::VerifyRequest {
+                                    reference: image.clone(),
+                                    digest: one.clone(),
+                                    descriptor_json: String::new(),
+                                })
+                                .await
+                                .expect("verdict")
+                                .into_inner();
+                            assert!(v.admitted && v.cached);
+                            samples.push(t.elapsed());
+                        }
+                        samples
+                    }));
+                }
+            }
+            let mut all = Vec::new();
+            for t in tasks {
+                all.extend(t.await.expect("task"));
+            }
+            (all, started.elapsed())
+        });
+        let n = samples.len();
+        let (p50, p99) = percentiles(&mut samples);
+        eprintln!(
+            "load: cache hits, {channels} connection(s) x {per_channel} in flight: {n} in {:.1} s = {:.0}/s, p50 {p50} µs, p99 {p99} µs",
+            elapsed.as_secs_f64(),
+            n as f64 / elapsed.as_secs_f64()
+        );
+    }
+    // Cold: every image for the first time, 4 at a time.
+    let (mut samples, elapsed) = rt.block_on(async {
+        let client = daemon_client(socket.clone()).await;
+        let started = std::time::Instant::now();
+        let mut samples = Vec::new();
+        for chunk in cold.chunks(4) {
+            let asks: Vec<_> = chunk
+                .iter()
+                .map(|(reference, digest)| {
+                    let mut client = client.clone();
+                    let request = pb::VerifyRequest {
+                        reference: reference.clone(),
+                        digest: digest.clone(),
+                        descriptor_json: String::new(),
+                    };
+                    tokio::spawn(async move {
+                        let t = std::time::Instant::now();
+                        let v = client.verify(request).await.expect("verdict").into_inner();
+                        assert!(v.admitted && !v.cached, "{v:?}");
+                        t.elapsed()
+                    })
+                })
+                .collect();
+            for a in asks {
+                samples.push(a.await.expect("task"));
+            }
+        }
+        (samples, started.elapsed())
+    });
+    let (p50, p99) = percentiles(&mut samples);
+    eprintln!(
+        "load: cold verifications against the registry, 4 in flight: {} in {:.2} s = {:.0}/s, p50 {p50} µs, p99 {p99} µs",
+        samples.len(),
+        elapsed.as_secs_f64(),
+        samples.len() as f64 / elapsed.as_secs_f64()
+    );
+    let (rss, peak) = rss_kib(pid);
+    eprintln!(
+        "load: daemon RSS {} MiB now, {} MiB peak",
+        rss / 1024,
+        peak / 1024
+    );
     stop_daemon(daemon, &socket);
 }

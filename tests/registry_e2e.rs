@@ -1280,9 +1280,10 @@ fn the_daemon_answers_on_its_socket_keeps_rollback_state_across_restarts_and_sto
     let f = Fixture::published();
     let socket = f.path("run/pullguard.sock");
     let config = format!(
-        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\n\n[[scope]]\nname = \"{}\"\nroot = \"{}\"\n\n[registries.\"{}\"]\nplain_http = true\n",
+        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n\n[[scope]]\nname = \"{}\"\nroot = \"{}\"\n\n[registries.\"{}\"]\nplain_http = true\n",
         socket.display(),
         f.path("daemon-state").display(),
+        f.path("audit.jsonl").display(),
         f.scope,
         f.path("pullguard-repo/metadata/1.root.json").display(),
         f.registry.host

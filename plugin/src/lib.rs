@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod grpc;

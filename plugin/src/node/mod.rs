@@ -9,9 +9,10 @@
 
 mod cache;
 mod flight;
+mod metrics;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,7 +23,9 @@ use sha2::{Digest as _, Sha256};
 use cache::VerdictCache;
 pub use cache::{CacheError, Pruned};
 use flight::{Flights, Joined};
+pub use metrics::Counters;
 
+use crate::audit::AuditLog;
 use crate::bundle::Bundle;
 use crate::config::{
     parse_setting_duration, Config, Mode, Require, ScopeConfig, SourceKind, Unmatched,
@@ -143,17 +146,6 @@ pub struct NodeStatus {
     pub evaluations: u64,
 }
 
-/// Counters since start, for metrics and tests.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub cache_hits: AtomicU64,
-    pub cache_misses: AtomicU64,
-    /// Verifications that ran (shared ones counted once).
-    pub evaluations: AtomicU64,
-    pub refreshes: AtomicU64,
-    pub refresh_failures: AtomicU64,
-}
-
 /// A scope's trusted state as held in memory: read by every cache lookup, written after
 /// every refresh.
 #[derive(Debug, Clone, Default)]
@@ -240,6 +232,7 @@ pub struct Node {
     deadline: Duration,
     refresh_interval: Duration,
     pub counters: Counters,
+    audit: Option<AuditLog>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -339,9 +332,39 @@ impl Node {
             deadline,
             refresh_interval,
             counters: Counters::default(),
+            audit: None,
         };
         node.prune()?;
         Ok(node)
+    }
+
+    /// Records every decision in `log` from now on.
+    pub fn with_audit(mut self, log: AuditLog) -> Self {
+        self.audit = Some(log);
+        self
+    }
+
+    /// The Prometheus text exposition of the node's metrics now.
+    pub fn metrics_text(&self) -> String {
+        let views: Vec<(String, View)> = self
+            .scopes
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    s.view.read().unwrap_or_else(|p| p.into_inner()).clone(),
+                )
+            })
+            .collect();
+        let gauges: Vec<metrics::ScopeGauges<'_>> = views
+            .iter()
+            .map(|(name, v)| metrics::ScopeGauges {
+                name,
+                timestamp_expires: v.timestamp_expires,
+                refresh_ok: v.last_refresh.is_some() && v.last_error.is_none(),
+            })
+            .collect();
+        metrics::render(&self.counters, &gauges, Utc::now())
     }
 
     /// Removes verdicts no configured scope can use: of another policy or scope, or
@@ -365,7 +388,80 @@ impl Node {
     /// `descriptor` is the OCI descriptor the runtime pulled, when it gives one: its
     /// digest must be the digest, and its size the length trusted metadata lists.
     pub fn verify(&self, reference: &str, digest: &str, descriptor: Option<&str>) -> Answer {
-        let invalid = |m: String| Answer::of(Verdict::deny(ReasonCode::InvalidRequest, m));
+        let started = Instant::now();
+        let answer = self
+            .decide(reference, digest, descriptor, true)
+            .unwrap_or_else(|| {
+                Answer::of(Verdict::deny(
+                    ReasonCode::Internal,
+                    "the verification gave no answer",
+                ))
+            });
+        self.observe(reference, digest, &answer, started.elapsed());
+        answer
+    }
+
+    /// [`Node::verify`] when the answer needs no network and no waiting (a cache hit, a
+    /// bad request, the allow list, an image in no scope, a scope that is off); `None`
+    /// otherwise. For callers on an async runtime, which may not block.
+    pub fn verify_at_once(
+        &self,
+        reference: &str,
+        digest: &str,
+        descriptor: Option<&str>,
+    ) -> Option<Answer> {
+        let started = Instant::now();
+        let answer = self.decide(reference, digest, descriptor, false)?;
+        self.observe(reference, digest, &answer, started.elapsed());
+        Some(answer)
+    }
+
+    /// Counts the decision and writes it to the audit log.
+    fn observe(&self, reference: &str, digest: &str, answer: &Answer, took: Duration) {
+        let mode = answer
+            .scope
+            .as_ref()
+            .and_then(|name| self.scopes.iter().find(|s| &s.name == name))
+            .map_or("none", |s| s.config.mode.as_str());
+        let v = &answer.verdict;
+        self.counters.verdict(v.reason, mode, v.admitted);
+        self.counters.latency.observe(took);
+        let Some(log) = &self.audit else {
+            return;
+        };
+        let digest = answer
+            .image
+            .as_ref()
+            .and_then(|i| i.digest())
+            .map_or_else(|| digest.to_string(), |d| d.to_string());
+        let entry = crate::audit::Entry {
+            time: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            reference: reference.to_string(),
+            digest,
+            admitted: v.admitted,
+            reason: v.reason.as_str(),
+            mode,
+            scope: answer.scope.clone(),
+            cached: answer.cached,
+            offline_grace: answer.offline_grace,
+            would_deny: answer.would_deny.map(ReasonCode::as_str),
+            evidence: answer.evidence.as_ref().map(ToString::to_string),
+            message: v.message.clone(),
+        };
+        if !log.record(entry) {
+            self.counters.audit_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The answer; `None` when it would need the network or waiting and `wait` is false.
+    fn decide(
+        &self,
+        reference: &str,
+        digest: &str,
+        descriptor: Option<&str>,
+        wait: bool,
+    ) -> Option<Answer> {
+        let invalid = |m: String| Some(Answer::of(Verdict::deny(ReasonCode::InvalidRequest, m)));
         let image: ImageRef = match reference.parse() {
             Ok(i) => i,
             Err(e) => return invalid(format!("reference: {e}")),
@@ -399,9 +495,9 @@ impl Node {
         };
         let pinned = image.digest().is_some();
         if pinned && self.allow.iter().any(|a| is_same_image(a, &image)) {
-            return Answer::of(Verdict::admit_unchecked(format!(
+            return Some(Answer::of(Verdict::admit_unchecked(format!(
                 "{image} is allowed by digest (daemon.allow)"
-            )));
+            ))));
         }
         let Some((index, s)) = self.scope_of(&image) else {
             if !pinned {
@@ -409,7 +505,7 @@ impl Node {
                     "{image}: a digest is needed (the image is in no configured scope)"
                 ));
             }
-            return Answer::of(match self.unmatched {
+            return Some(Answer::of(match self.unmatched {
                 Unmatched::Deny => Verdict::deny(
                     ReasonCode::NoTrustRoot,
                     format!("{image} is in no configured scope (daemon.unmatched = \"deny\")"),
@@ -417,19 +513,19 @@ impl Node {
                 Unmatched::Admit => Verdict::admit_unchecked(format!(
                     "{image} is in no configured scope (daemon.unmatched = \"admit\")"
                 )),
-            });
+            }));
         };
         if s.config.mode == Mode::Off {
-            return Answer::about(
+            return Some(Answer::about(
                 Verdict::admit_unchecked(format!(
                     "scope {} is off: {image} is not checked",
                     s.name
                 )),
                 s,
                 &image,
-            );
+            ));
         }
-        let mut answer = self.check(index, s, image);
+        let mut answer = self.check(index, s, image, wait)?;
         if let (Some(d), Some(e)) = (&descriptor, &answer.evidence) {
             if answer.verdict.admitted && d.size != e.length {
                 answer.verdict = Verdict::deny(
@@ -442,7 +538,7 @@ impl Node {
                 );
             }
         }
-        match s.config.mode {
+        Some(match s.config.mode {
             Mode::Warn if !answer.verdict.admitted => Answer {
                 would_deny: Some(answer.verdict.reason),
                 verdict: Verdict {
@@ -453,7 +549,7 @@ impl Node {
                 ..answer
             },
             _ => answer,
-        }
+        })
     }
 
     /// The scope with the longest namespace that holds `image`, and its index.
@@ -465,9 +561,9 @@ impl Node {
             .max_by_key(|(_, s)| s.scope.namespace().len())
     }
 
-    fn check(&self, index: usize, s: &NodeScope, image: ImageRef) -> Answer {
+    fn check(&self, index: usize, s: &NodeScope, image: ImageRef, wait: bool) -> Option<Answer> {
         if s.scope.relative_repository(&image).is_none() {
-            return Answer::about(
+            return Some(Answer::about(
                 Verdict::deny(
                     ReasonCode::UnknownTarget,
                     format!(
@@ -477,7 +573,10 @@ impl Node {
                 ),
                 s,
                 &image,
-            );
+            ));
+        }
+        if !wait && image.digest().is_none() {
+            return None;
         }
         // The deadline counts from the request: resolving a tag, waiting for the scope
         // or for another request's evaluation of the same image, all included.
@@ -487,15 +586,18 @@ impl Node {
         } else {
             match pin(&s.registry.with_deadline(deadline), &image) {
                 Ok(pinned) => pinned,
-                Err(denial) => return Answer::about(denial, s, &image),
+                Err(denial) => return Some(Answer::about(denial, s, &image)),
             }
         };
         if let Some(answer) = self.cached_answer_for(s, &image, Utc::now()) {
             self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
-            return answer;
+            return Some(answer);
+        }
+        if !wait {
+            return None;
         }
         self.counters.cache_misses.fetch_add(1, Ordering::Relaxed);
-        match self.flights.join(&(index, image.to_string())) {
+        Some(match self.flights.join(&(index, image.to_string())) {
             Joined::Leader(leader) => {
                 let answer = self.evaluate(s, &image, deadline);
                 leader.finish(answer.clone());
@@ -515,7 +617,7 @@ impl Node {
                     &image,
                 )
             }),
-        }
+        })
     }
 
     /// The cached admission of `image` under the scope's current trusted state, if it is
