@@ -30,3 +30,38 @@ wait_http() {
   echo "no answer from $1" >&2
   return 1
 }
+
+# Starts Debian's docker-registry on a free loopback port, its storage in $work, and stops
+# it at exit. Sets $host (127.0.0.1:PORT).
+start_registry() {
+  host=127.0.0.1:$(free_port)
+  cat > registry.yml <<YAML
+version: 0.1
+log: {level: error, accesslog: {disabled: true}}
+storage: {filesystem: {rootdirectory: $work/storage}}
+http: {addr: $host}
+YAML
+  docker-registry serve registry.yml >registry.log 2>&1 &
+  registry_pid=$!
+  on_exit "kill $registry_pid && wait $registry_pid"
+  wait_http "http://$host/v2/"
+}
+# A minimal image: a config blob, one layer blob and an OCI manifest, pushed with curl.
+push_image() { # repo tag content
+  local repo=$1 tag=$2 content=$3 cfg layer
+  printf '%s' "$content" > layer.bin
+  printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]},"config":{"Labels":{"demo":"%s"}}}' "$content" > config.bin
+  for f in config.bin layer.bin; do
+    local digest="sha256:$(sha256sum "$f" | cut -d' ' -f1)"
+    local location
+    location=$(curl -sfi -X POST "http://$host/v2/$repo/blobs/uploads/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p')
+    [[ $location == http* ]] || location="http://$host$location"
+    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$f" "$location&digest=$digest" >/dev/null
+  done
+  cfg=$(sha256sum config.bin | cut -d' ' -f1); layer=$(sha256sum layer.bin | cut -d' ' -f1)
+  printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:%s","size":%d},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"sha256:%s","size":%d}]}' \
+    "$cfg" "$(stat -c %s config.bin)" "$layer" "$(stat -c %s layer.bin)" > manifest.json
+  curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @manifest.json \
+    "http://$host/v2/$repo/manifests/$tag" >/dev/null
+  echo "pushed $host/$repo:$tag"
+}

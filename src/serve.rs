@@ -85,11 +85,18 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     // One shutdown signal for every task.
     let (stop, stopped) = tokio::sync::watch::channel(false);
+    // The gRPC health service: SERVING for the verifier (and the server as a whole) while
+    // it serves, NOT_SERVING once it is stopping.
+    let (mut health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<VerifierServer<VerifierService<Node>>>()
+        .await;
     let mut server = tokio::spawn({
         let mut stopped = stopped.clone();
         let service = VerifierServer::new(VerifierService::new(Arc::clone(&node)));
         async move {
             tonic::transport::Server::builder()
+                .add_service(health_service)
                 .add_service(service)
                 .serve_with_incoming_shutdown(incoming, async move {
                     let _ = stopped.wait_for(|s| *s).await;
@@ -118,6 +125,9 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
             Err(e) => anyhow::Error::new(e).context("the metrics endpoint task"),
         }),
     };
+    health
+        .set_not_serving::<VerifierServer<VerifierService<Node>>>()
+        .await;
     let _ = stop.send(true);
     if ended.is_none() {
         // Requests in flight finish; the refresh in progress (bounded by the deadline) too.

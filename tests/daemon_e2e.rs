@@ -496,6 +496,25 @@ fn metrics_and_the_audit_log_record_every_decision() {
         assert!(metrics.contains(line), "{line}\n{metrics}");
     }
     assert!(http_get(&addr, "/other").starts_with("HTTP/1.1 404"));
+    // The gRPC health service answers on the same socket.
+    let health = runtime().block_on(async {
+        let channel = common::daemon::daemon_channel(socket.clone()).await;
+        let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+        let mut answers = Vec::new();
+        for service in ["", "pullguard.v1.Verifier", "no.such.Service"] {
+            let answer = client
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.into(),
+                })
+                .await;
+            answers.push(answer.map(|r| r.into_inner().status).map_err(|s| s.code()));
+        }
+        answers
+    });
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    assert_eq!(health[0], Ok(serving), "{health:?}");
+    assert_eq!(health[1], Ok(serving), "{health:?}");
+    assert_eq!(health[2], Err(tonic::Code::NotFound), "{health:?}");
     stop_daemon(daemon, &socket);
     // Written out when the daemon stops: one JSON line per decision.
     let audit = std::fs::read_to_string(f.path("log/audit.jsonl")).expect("audit log");

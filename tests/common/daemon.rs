@@ -4,11 +4,9 @@ use std::path::{Path, PathBuf};
 
 use super::fixture::Fixture;
 
-/// A client of the daemon at `socket`.
-pub async fn daemon_client(
-    socket: PathBuf,
-) -> pullguard_proto::v1::verifier_client::VerifierClient<tonic::transport::Channel> {
-    let channel = tonic::transport::Endpoint::from_static("http://daemon.invalid")
+/// A channel to the daemon at `socket`.
+pub async fn daemon_channel(socket: PathBuf) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_static("http://daemon.invalid")
         .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
             let socket = socket.clone();
             async move {
@@ -17,8 +15,14 @@ pub async fn daemon_client(
             }
         }))
         .await
-        .expect("connect to the daemon");
-    pullguard_proto::v1::verifier_client::VerifierClient::new(channel)
+        .expect("connect to the daemon")
+}
+
+/// A client of the daemon at `socket`.
+pub async fn daemon_client(
+    socket: PathBuf,
+) -> pullguard_proto::v1::verifier_client::VerifierClient<tonic::transport::Channel> {
+    pullguard_proto::v1::verifier_client::VerifierClient::new(daemon_channel(socket).await)
 }
 
 /// A running daemon, killed if a test fails before it is stopped.

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Whole processes, same image, same run (issue 8 §7): `pullguard verify IMAGE@DIGEST` asking
+# a warm `pullguard serve` (an answer from its verdict cache) against `cosign verify --key`
+# of the same image, signed by both tools in a Debian docker-registry on 127.0.0.1. Timed
+# with hyperfine; prints its table and the ratio.
+#   benches/compare/daemon.sh [RUNS]        (default 30)
+# Needs hyperfine (Debian package); cosign comes from scripts/fetch-peers.sh.
+set -euo pipefail
+runs=${1:-30}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+cosign=$(scripts/fetch-peers.sh cosign | sed -n 's/^cosign=//p')
+cd "$work"
+pg() { "$pullguard" "$@"; }
+
+start_registry
+push_image acme/app 1 "the application" >/dev/null
+digest=sha256:$(sha256sum manifest.json | cut -d' ' -f1)
+image=$host/acme/app@$digest
+cat > pullguard.toml <<TOML
+[daemon]
+socket = "$work/pullguard.sock"
+state_dir = "$work/state"
+audit_log = "$work/audit.jsonl"
+
+[[scope]]
+name = "$host/acme"
+root = "$work/pullguard-repo/metadata/1.root.json"
+
+[registries."$host"]
+plain_http = true
+TOML
+export PULLGUARD_CONFIG=$work/pullguard.toml
+for k in root targets snapshot timestamp team; do pg key generate "$k.key" >/dev/null; done
+pg repo init --scope "$host/acme" --root-key root.key --targets-key targets.key \
+  --snapshot-key snapshot.key --timestamp-key timestamp.key >/dev/null
+pg repo delegate --role team --paths 'app:*' 'app@*' --key team.key.pub --signing-key targets.key >/dev/null
+pg sign "$image" --key team.key >/dev/null
+pg repo snapshot --key snapshot.key >/dev/null
+pg repo timestamp --key timestamp.key >/dev/null
+pg repo publish >/dev/null
+export COSIGN_PASSWORD=pw HOME=$work
+"$cosign" generate-key-pair >/dev/null 2>&1
+"$cosign" sign --key cosign.key --tlog-upload=false --allow-http-registry --yes "$image" >/dev/null 2>&1
+
+"$pullguard" serve 2>>daemon.log &
+daemon_pid=$!
+on_exit "kill -TERM $daemon_pid && wait $daemon_pid"
+for _ in $(seq 200); do [[ -S pullguard.sock ]] && break; sleep 0.05; done
+pg verify "$image"      # the first answer fills the cache
+pg verify "$image"      # from the cache
+"$cosign" verify --key cosign.pub --insecure-ignore-tlog=true --allow-http-registry "$image" >/dev/null 2>&1 \
+  || { echo "cosign does not verify the image" >&2; exit 1; }
+
+hyperfine -N --warmup 3 --runs "$runs" --export-json hyperfine.json \
+  -n "pullguard verify (warm daemon)" "$pullguard verify $image" \
+  -n "cosign verify --key" "$cosign verify --key cosign.pub --insecure-ignore-tlog=true --allow-http-registry $image"
+python3 - <<'PY'
+import json
+r = json.load(open("hyperfine.json"))["results"]
+pg, co = r[0]["median"], r[1]["median"]
+print(f"median: pullguard {pg*1000:.2f} ms, cosign {co*1000:.2f} ms: pullguard is {co/pg:.1f}x faster")
+PY
