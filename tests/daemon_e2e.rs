@@ -677,4 +677,73 @@ fn load_over_the_socket() {
         peak / 1024
     );
     stop_daemon(daemon, &socket);
+
+    // Memory with 100,000 cached verdicts: the real record of app:1 is copied under 100,000
+    // other digests (a measurement fixture: the same shape and size as real ones), the
+    // daemon is restarted and asked about every one, so that its front fills and the rest
+    // come from RocksDB.
+    let copies = 100_000u32;
+    {
+        use pullguard_cache::{Durability, Store, Verdicts};
+        let db = Store::open(&f.path("daemon-state")).expect("state");
+        let (key, record) = db
+            .scan::<Verdicts>(None)
+            .expect("verdicts")
+            .into_iter()
+            .find(|(k, r)| k.digest == one && r.tags.iter().any(|t| t == "1"))
+            .expect("the verdict of app:1");
+        for chunk in (0..copies).collect::<Vec<_>>().chunks(10_000) {
+            let mut batch = db.batch();
+            for i in chunk {
+                let mut k = key.clone();
+                k.digest = format!("sha256:{i:064x}");
+                batch.put::<Verdicts>(&k, &record).expect("put");
+            }
+            db.write(batch, Durability::Buffered).expect("write");
+        }
+    }
+    let daemon = start_daemon(&f, &socket);
+    let pid = daemon.0.as_ref().expect("running").id();
+    let (idle, _) = rss_kib(pid);
+    let (mut samples, elapsed) = rt.block_on(async {
+        let client = daemon_client(socket.clone()).await;
+        let started = std::time::Instant::now();
+        let mut tasks = Vec::new();
+        for t in 0..16u32 {
+            let (mut client, image) = (client.clone(), image.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut samples = Vec::new();
+                for i in (t..copies).step_by(16) {
+                    let at = std::time::Instant::now();
+                    let v = client
+                        .verify(pb::VerifyRequest {
+                            reference: image.clone(),
+                            digest: format!("sha256:{i:064x}"),
+                            descriptor_json: String::new(),
+                        })
+                        .await
+                        .expect("verdict")
+                        .into_inner();
+                    assert!(v.admitted && v.cached, "{v:?}");
+                    samples.push(at.elapsed());
+                }
+                samples
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.expect("task"));
+        }
+        (all, started.elapsed())
+    });
+    let (p50, p99) = percentiles(&mut samples);
+    let (rss, peak) = rss_kib(pid);
+    eprintln!(
+        "load: {copies} cached verdicts: RSS {} MiB after start, {} MiB after every one was asked for once ({} MiB peak); those hits {:.0}/s, p50 {p50} µs, p99 {p99} µs",
+        idle / 1024,
+        rss / 1024,
+        peak / 1024,
+        samples.len() as f64 / elapsed.as_secs_f64()
+    );
+    stop_daemon(daemon, &socket);
 }

@@ -216,7 +216,7 @@ enum ScopeSource {
 }
 
 /// How many verdicts are kept in memory before RocksDB is asked.
-const FRONT_CAPACITY: usize = 32_768;
+const FRONT_CAPACITY: usize = 8_192;
 
 /// The first background refresh waits this long after start, and failures back off from it.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
