@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use pullguard_plugin::bundle::{export, Bundle};
-use pullguard_plugin::config::{Config, DEADLINE_MAX};
+use pullguard_plugin::config::{Config, Require, DEADLINE_MAX};
 use pullguard_plugin::image::{pin, verify_image, Checked, SignatureSource};
 use pullguard_plugin::io::{error_chain, write_atomic, Deadline};
 use pullguard_plugin::registry::{ImageRef, NameError, Scope};
@@ -142,7 +142,7 @@ fn check<S: MetadataSource>(
     scope: &Scope,
     image: &ImageRef,
 ) -> Checked {
-    let checked = verify_image(updater, signatures, scope, image, Utc::now());
+    let checked = verify_image(updater, signatures, scope, image, Require::Both, Utc::now());
     // Once a refresh for this scope succeeded, the state directory belongs to it.
     if let Err(e) = scoped::bind_after_refresh(updater.store(), scope) {
         eprintln!("warning: {e}");

@@ -196,17 +196,39 @@ fn a_clock_behind_the_highest_time_seen_is_refused() {
 
 #[test]
 fn concurrent_requests_for_one_new_digest_share_one_evaluation() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     let f = Fixture::published();
-    let socket = write_config(&f, "", "");
-    let one = f.app_digest("1").to_string();
+    f.registry.push_image("acme/app", "3", "image three");
+    f.sign_and_publish(&["3"]);
+    // The registry is reached through a front that counts the requests it forwards.
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let front = Front::start(
+        &f.registry.host,
+        std::time::Duration::ZERO,
+        Arc::new(move |_: &str, _: &str| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            None
+        }),
+    );
+    let socket = write_config_on(&f, &front.host, "", "");
+    let (one, two) = (f.app_digest("1").to_string(), f.app_digest("2").to_string());
     let daemon = start_daemon(&f, &socket);
-    let image = f.image("1");
+    let image = |tag: &str| format!("{}/acme/app:{tag}", front.host);
+    // The first check also fetches the team's role, which later checks then have.
+    assert!(ask(&socket, &image("3"), &f.app_digest("3").to_string()).admitted);
+    // One evaluation of a new digest, alone.
+    let before = requests.load(Ordering::SeqCst);
+    assert!(ask(&socket, &image("2"), &two).admitted);
+    let for_one = requests.load(Ordering::SeqCst) - before;
+    let before = requests.load(Ordering::SeqCst);
     let answers = runtime().block_on(async {
         let client = daemon_client(socket.clone()).await;
         let asks = (0..200).map(|_| {
             let mut client = client.clone();
             let request = pb::VerifyRequest {
-                reference: image.clone(),
+                reference: image("1"),
                 digest: one.clone(),
                 descriptor_json: String::new(),
             };
@@ -218,14 +240,21 @@ fn concurrent_requests_for_one_new_digest_share_one_evaluation() {
         }
         answers
     });
+    let for_200 = requests.load(Ordering::SeqCst) - before;
     assert!(
         answers.iter().all(|a| a.admitted),
         "{:?}",
         answers.iter().find(|a| !a.admitted)
     );
     let s = status(&socket);
-    assert_eq!(s.evaluations, 1, "{s:?}");
-    assert_eq!(s.cache_hits + s.cache_misses, 200, "{s:?}");
+    assert_eq!(s.evaluations, 3, "{s:?}");
+    assert_eq!(s.cache_hits + s.cache_misses, 202, "{s:?}");
+    // The 200 made as many registry requests as one.
+    assert!(for_one > 0);
+    assert_eq!(
+        for_200, for_one,
+        "200 concurrent requests: {for_200} registry requests, one: {for_one}"
+    );
     stop_daemon(daemon, &socket);
 }
 
@@ -744,6 +773,45 @@ fn load_over_the_socket() {
         rss / 1024,
         peak / 1024,
         samples.len() as f64 / elapsed.as_secs_f64()
+    );
+    stop_daemon(daemon, &socket);
+}
+
+#[test]
+fn a_scope_may_require_the_targets_mapping_or_a_signature_alone() {
+    let f = Fixture::published();
+    let (one, two) = (f.app_digest("1").to_string(), f.app_digest("2").to_string());
+    let socket = write_config(&f, "", "require = \"targets\"");
+    let daemon = start_daemon(&f, &socket);
+    let listed = ask(&socket, &f.image("1"), &one);
+    assert!(listed.admitted, "{listed:?}");
+    assert!(
+        listed.message.contains("no signature required"),
+        "{listed:?}"
+    );
+    assert_eq!(listed.evidence.expect("evidence").signature_version, 0);
+    let substituted = ask(&socket, &f.image("1"), &two);
+    assert_eq!(
+        reason(&substituted),
+        pb::Reason::DigestMismatch,
+        "{substituted:?}"
+    );
+    stop_daemon(daemon, &socket);
+
+    write_config(&f, "", "require = \"signature\"");
+    let daemon = start_daemon(&f, &socket);
+    let signed = ask(&socket, &f.image("1"), &one);
+    assert!(
+        signed.admitted && !signed.cached,
+        "another policy: {signed:?}"
+    );
+    assert_eq!(signed.evidence.expect("evidence").role, "team");
+    // app:2's signature names tag 2: it says nothing about app:1.
+    let substituted = ask(&socket, &f.image("1"), &two);
+    assert_eq!(
+        reason(&substituted),
+        pb::Reason::NotSigned,
+        "{substituted:?}"
     );
     stop_daemon(daemon, &socket);
 }

@@ -5,10 +5,12 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Require;
 use crate::registry::oci::IMAGE_MEDIA_TYPES;
 use crate::registry::{Digest, ImageRef, Registry, Scope};
 use crate::tuf::client::Updater;
 use crate::tuf::fetch::{FetchError, MetadataSource};
+use crate::tuf::names::RoleName;
 use crate::tuf::state::TrustStore;
 use crate::verdict::{Evidence, ReasonCode, Verdict};
 use crate::verify::{judge, Claim, Evidence as Listed, SignatureRead};
@@ -58,10 +60,11 @@ pub fn verify_image<S: MetadataSource, T: TrustStore>(
     signatures: &dyn SignatureSource,
     scope: &Scope,
     image: &ImageRef,
+    require: Require,
     now: DateTime<Utc>,
 ) -> Checked {
     let target_path = scope.target_path(image).unwrap_or_default();
-    match evaluate(updater, signatures, scope, image, now) {
+    match evaluate(updater, signatures, scope, image, require, now) {
         Ok((verdict, evidence, lasting)) => Checked {
             verdict,
             target_path,
@@ -84,6 +87,7 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
     signatures: &dyn SignatureSource,
     scope: &Scope,
     image: &ImageRef,
+    require: Require,
     now: DateTime<Utc>,
 ) -> Result<(Verdict, Evidence, DateTime<Utc>), Verdict> {
     let (Some(repo), Some(path)) = (scope.relative_repository(image), scope.target_path(image))
@@ -102,16 +106,67 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
     let tuf_denial = |e: crate::tuf::Error| Verdict::from(&e);
     updater.refresh(now).map_err(tuf_denial)?;
     // TUF: which role is responsible for the path, and what digest it lists.
-    let info = updater
-        .target_info(&path)
-        .map_err(tuf_denial)?
-        .ok_or_else(|| {
-            Verdict::deny(
-                ReasonCode::UnknownTarget,
-                format!("no trusted targets role lists {path}"),
-            )
-        })?;
-    let listed = info.file.hashes.get("sha256").cloned().unwrap_or_default();
+    let info = updater.target_info(&path).map_err(tuf_denial)?;
+    let unlisted = || {
+        Verdict::deny(
+            ReasonCode::UnknownTarget,
+            format!("no trusted targets role lists {path}"),
+        )
+    };
+    let internal = |message: String| Verdict::deny(ReasonCode::Internal, message);
+    let version_of = |v: Option<std::num::NonZeroU64>| v.map_or(0, std::num::NonZeroU64::get);
+    let evidence_of =
+        |trusted: &crate::tuf::trusted::TrustedSet, role: &RoleName, length| Evidence {
+            root_version: trusted.root().signed.version.get(),
+            timestamp_version: version_of(trusted.timestamp().map(|t| t.signed.version)),
+            snapshot_version: version_of(trusted.snapshot().map(|t| t.signed.version)),
+            role: role.to_string(),
+            role_version: version_of(trusted.targets(role).map(|t| t.signed.version)),
+            length,
+            signature_version: 0,
+            key_ids: Vec::new(),
+        };
+    if require == Require::Targets {
+        // DESIGN §2, `targets`: the digest is the current target for the path in fresh,
+        // rollback-checked metadata; no signature is asked for.
+        let info = info.ok_or_else(unlisted)?;
+        let listed = info.file.hashes.get("sha256").map(String::as_str);
+        if digest.sha256_hex() != listed {
+            return Err(Verdict::deny(
+                ReasonCode::DigestMismatch,
+                format!(
+                    "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{}",
+                    info.role,
+                    listed.unwrap_or_default()
+                ),
+            ));
+        }
+        let trusted = updater
+            .trusted()
+            .ok_or_else(|| internal("no trusted metadata after a refresh".into()))?;
+        let admitted = Verdict::admit(
+            format!(
+                "{path} is {digest}, listed by role {} (no signature required)",
+                info.role
+            ),
+            trusted.valid_until(),
+        );
+        let evidence = evidence_of(trusted, &info.role, info.file.length);
+        return Ok((admitted, evidence, trusted.valid_until_but_timestamp()));
+    }
+    // `both` needs the listing; `signature` only the role that signs for the path.
+    let (role, delegator, listed) = match (require, info) {
+        (Require::Signature, Some(info)) => (info.role, info.delegator, None),
+        (Require::Signature, None) => {
+            let (role, delegator) = updater.responsible_role(&path).map_err(tuf_denial)?;
+            (role, delegator, None)
+        }
+        (_, None) => return Err(unlisted()),
+        (_, Some(info)) => {
+            let sha256 = info.file.hashes.get("sha256").cloned().unwrap_or_default();
+            (info.role, info.delegator, Some((info.file.length, sha256)))
+        }
+    };
 
     let docs = signatures
         .signatures(&scope.full_repository(repo), digest)
@@ -121,13 +176,12 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
                 format!("reading the signatures of {image}: {e}"),
             )
         })?;
-    let internal = |message: String| Verdict::deny(ReasonCode::Internal, message);
     let trusted = updater
         .trusted()
         .ok_or_else(|| internal("no trusted metadata after a refresh".into()))?;
     let spec = trusted
-        .signing_spec(&info.role, &info.delegator)
-        .ok_or_else(|| internal(format!("no keys known for role {}", info.role)))?;
+        .signing_spec(&role, &delegator)
+        .ok_or_else(|| internal(format!("no keys known for role {role}")))?;
     let high_water = updater
         .store()
         .signature_version(&path)
@@ -140,31 +194,27 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
         digest,
         image: &image.to_string(),
     };
-    let listed = Listed {
-        role: &info.role,
+    let evidence_in = Listed {
+        role: &role,
         spec: &spec,
-        length: info.file.length,
-        sha256: &listed,
+        listed: listed
+            .as_ref()
+            .map(|(length, sha256)| (*length, sha256.as_str())),
         high_water,
     };
-    let accepted = judge(&claim, &listed, docs, now)?;
+    let accepted = judge(&claim, &evidence_in, docs, now)?;
     let valid_until = trusted.valid_until().min(accepted.expires);
     let lasting = trusted.valid_until_but_timestamp().min(accepted.expires);
-    let version_of = |v: Option<std::num::NonZeroU64>| v.map_or(0, std::num::NonZeroU64::get);
+    let length = listed.as_ref().map_or(0, |(length, _)| *length);
     let evidence = Evidence {
-        root_version: trusted.root().signed.version.get(),
-        timestamp_version: version_of(trusted.timestamp().map(|t| t.signed.version)),
-        snapshot_version: version_of(trusted.snapshot().map(|t| t.signed.version)),
-        role: info.role.to_string(),
-        role_version: version_of(trusted.targets(&info.role).map(|t| t.signed.version)),
-        length: info.file.length,
         signature_version: accepted.version,
         key_ids: accepted.key_ids.clone(),
+        ..evidence_of(trusted, &role, length)
     };
     let admitted = Verdict::admit(
         format!(
-            "{path} is {digest}, signed (version {}) by role {}",
-            accepted.version, info.role
+            "{path} is {digest}, signed (version {}) by role {role}",
+            accepted.version
         ),
         valid_until,
     );
@@ -184,7 +234,6 @@ mod tests {
     use crate::registry::oci::Descriptor;
     use crate::source::dir::DirSource;
     use crate::store::dir::DirStore;
-    use crate::tuf::names::RoleName;
     use crate::tuf::signing::SigningKey;
     use crate::tuf::Limits;
 
@@ -258,7 +307,12 @@ mod tests {
         }
 
         fn check(&self, given: Vec<SignatureRead>) -> Checked {
-            let state = self.dir.path().join("state");
+            self.check_as("1", Require::Both, given)
+        }
+
+        /// `app:TAG` at the subject's digest, under `require`.
+        fn check_as(&self, tag: &str, require: Require, given: Vec<SignatureRead>) -> Checked {
+            let state = self.dir.path().join(format!("state-{require:?}"));
             let mut store = DirStore::open(&state).expect("store");
             if store.load(&RoleName::root()).expect("load").is_none() {
                 let root = std::fs::read(self.ws.metadata_dir().join("1.root.json")).expect("root");
@@ -266,15 +320,48 @@ mod tests {
             }
             let source = DirSource::new(self.ws.metadata_dir(), self.dir.path().join("none"));
             let mut updater = Updater::new(source, store, Limits::default());
-            let image: ImageRef = format!("127.0.0.1:5000/acme/app:1@{}", self.subject.digest)
+            let image: ImageRef = format!("127.0.0.1:5000/acme/app:{tag}@{}", self.subject.digest)
                 .parse()
                 .expect("ref");
-            verify_image(&mut updater, &Given(given), &self.scope, &image, Utc::now())
+            verify_image(
+                &mut updater,
+                &Given(given),
+                &self.scope,
+                &image,
+                require,
+                Utc::now(),
+            )
         }
     }
 
     fn reason(c: &Checked) -> ReasonCode {
         c.verdict.reason
+    }
+
+    #[test]
+    fn each_policy_asks_for_its_own_evidence() {
+        let r = Repo::new();
+        let now = Utc::now();
+        // app:9 is listed nowhere, but signed by the key of the role that covers it.
+        let unlisted = r.signature("9", 1, &r.subject, now);
+        let signature = r.check_as("9", Require::Signature, vec![unlisted.clone()]);
+        assert!(signature.verdict.admitted, "{:?}", signature.verdict);
+        assert_eq!(
+            reason(&r.check_as("9", Require::Both, vec![unlisted.clone()])),
+            ReasonCode::UnknownTarget
+        );
+        assert_eq!(
+            reason(&r.check_as("9", Require::Targets, vec![unlisted])),
+            ReasonCode::UnknownTarget
+        );
+        // app:1 is listed: `targets` admits it without any signature, `signature` does not.
+        let listed = r.check_as("1", Require::Targets, Vec::new());
+        assert!(listed.verdict.admitted, "{:?}", listed.verdict);
+        assert_eq!(listed.signature_version, Some(0));
+        assert_eq!(
+            reason(&r.check_as("1", Require::Signature, Vec::new())),
+            ReasonCode::NotSigned
+        );
     }
 
     #[test]
@@ -346,6 +433,7 @@ mod tests {
                 &Given(Vec::new()),
                 &r.scope,
                 &image,
+                Require::Both,
                 Utc::now(),
             );
             assert_eq!(

@@ -158,22 +158,26 @@ impl fmt::Display for Evidence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "root v{}, timestamp v{}, snapshot v{}, {} v{}, signature v{} by {}",
+            "root v{}, timestamp v{}, snapshot v{}, {} v{}",
             self.root_version,
             self.timestamp_version,
             self.snapshot_version,
             self.role,
             self.role_version,
+        )?;
+        if self.signature_version == 0 {
+            return f.write_str(", no signature required");
+        }
+        let keys: Vec<&str> = self
+            .key_ids
+            .iter()
+            .map(|k| k.get(..12).unwrap_or(k))
+            .collect();
+        write!(
+            f,
+            ", signature v{} by {}",
             self.signature_version,
-            if self.key_ids.is_empty() {
-                "no key".to_string()
-            } else {
-                self.key_ids
-                    .iter()
-                    .map(|k| k.get(..12).unwrap_or(k))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
+            keys.join(", ")
         )
     }
 }

@@ -27,9 +27,7 @@ pub use metrics::Counters;
 
 use crate::audit::AuditLog;
 use crate::bundle::Bundle;
-use crate::config::{
-    parse_setting_duration, Config, Mode, Require, ScopeConfig, SourceKind, Unmatched,
-};
+use crate::config::{parse_setting_duration, Config, Mode, ScopeConfig, SourceKind, Unmatched};
 use crate::image::{pin, verify_image, SignatureSource};
 use crate::io::Deadline;
 use crate::registry::{Digest, ImageRef, Registry, Scope};
@@ -251,12 +249,6 @@ impl Node {
             // The root must be usable now: a daemon that starts but can never verify a
             // scope would look healthy while denying it. Read once, kept for installing.
             let root = read_root(&s.root).map_err(|e| bad("root", e.to_string()))?;
-            if s.require != Require::Both {
-                return Err(bad(
-                    "require",
-                    "only `both` (targets and signature) is implemented so far".into(),
-                ));
-            }
             let offline_grace = parse_setting_duration(&s.offline_grace, true)
                 .map_err(|e| bad("offline_grace", e))?;
             let host = scope.registry().to_string();
@@ -689,7 +681,7 @@ impl Node {
         }
         self.counters.evaluations.fetch_add(1, Ordering::Relaxed);
         let outcome = self.with_updater(s, deadline, |updater, signatures| {
-            let checked = verify_image(updater, signatures, &s.scope, image, now);
+            let checked = verify_image(updater, signatures, &s.scope, image, s.config.require, now);
             let refreshed = updater.trusted().is_some();
             if let Some(trusted) = updater.trusted() {
                 s.view_mut().refreshed(trusted, now);
@@ -1231,7 +1223,7 @@ mod tests {
     }
 
     #[test]
-    fn a_scope_in_off_mode_admits_unchecked_and_only_both_is_implemented() {
+    fn a_scope_in_off_mode_admits_unchecked_and_the_policy_hash_follows_what_decides() {
         let dir = tempfile::tempdir().expect("tempdir");
         let root = root_file(dir.path());
         let scope = |extra: &str| {
@@ -1245,12 +1237,22 @@ mod tests {
             .verify("127.0.0.1:1/acme/app:1", &format!("sha256:{HEX}"), None)
             .verdict;
         assert!(v.admitted && v.message.contains("is off"), "{}", v.message);
-        let config: Config = toml::from_str(&scope("require = \"targets\"")).expect("config");
-        let db = Arc::new(Store::open(&dir.path().join("db")).expect("db"));
-        let err = Node::new(&config, db).err().expect("not implemented");
-        assert!(
-            err.to_string().starts_with("scope[0].require: only `both`"),
-            "{err}"
-        );
+        // What the evidence required, the source and the trust repository change the
+        // policy hash; the mode does not.
+        let hash = |extra: &str| {
+            let config: Config = toml::from_str(&scope(extra)).expect("config");
+            let s = &config.scopes[0];
+            policy_hash(&s.name, b"root", s)
+        };
+        let both = hash("");
+        assert_eq!(both, hash("mode = \"warn\""));
+        for other in [
+            "require = \"targets\"",
+            "require = \"signature\"",
+            "trust_repository = \"acme/other\"",
+            "source = \"file:///srv/tuf\"",
+        ] {
+            assert_ne!(both, hash(other), "{other}");
+        }
     }
 }

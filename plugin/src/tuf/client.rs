@@ -264,12 +264,36 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
             .trusted
             .take()
             .ok_or_else(|| Error::Usage("refresh before looking up targets".into()))?;
-        let result = self.walk(&mut trusted, path);
+        let result = self.walk(&mut trusted, path, &mut None);
         self.trusted = Some(trusted);
         result
     }
 
-    fn walk(&mut self, trusted: &mut TrustedSet, path: &str) -> Result<Option<TargetInfo>> {
+    /// The role whose keys sign for `path` (and its delegator): the role that lists it, else
+    /// the first role of the same search that delegates it no further (DESIGN §2: keys are
+    /// those of the delegated role that covers the repository), else top-level targets.
+    pub fn responsible_role(&mut self, path: &str) -> Result<(RoleName, RoleName)> {
+        let mut trusted = self
+            .trusted
+            .take()
+            .ok_or_else(|| Error::Usage("refresh before looking up targets".into()))?;
+        let mut leaf = None;
+        let result = self.walk(&mut trusted, path, &mut leaf);
+        self.trusted = Some(trusted);
+        Ok(match result? {
+            Some(info) => (info.role, info.delegator),
+            None => leaf.unwrap_or_else(|| (RoleName::targets(), RoleName::root())),
+        })
+    }
+
+    /// The search of [`Updater::target_info`]; `leaf` gets the first role visited that
+    /// delegates `path` no further.
+    fn walk(
+        &mut self,
+        trusted: &mut TrustedSet,
+        path: &str,
+        leaf: &mut Option<(RoleName, RoleName)>,
+    ) -> Result<Option<TargetInfo>> {
         let mut stack = vec![(RoleName::targets(), RoleName::root())];
         let mut visited: HashSet<RoleName> = HashSet::new();
         while visited.len() <= self.limits.max_delegations {
@@ -308,6 +332,9 @@ impl<S: MetadataSource, T: TrustStore> Updater<S, T> {
                     children.push((bin, role.clone()));
                     stack.clear();
                 }
+            }
+            if children.is_empty() && leaf.is_none() {
+                *leaf = Some((role.clone(), delegator.clone()));
             }
             visited.insert(role);
             stack.extend(children.into_iter().rev());

@@ -55,9 +55,9 @@ pub struct Evidence<'a> {
     /// The role responsible for the path, and who may sign for it.
     pub role: &'a RoleName,
     pub spec: &'a RoleSpec<'a>,
-    /// The trusted length and sha256 (hex) of the target.
-    pub length: u64,
-    pub sha256: &'a str,
+    /// The trusted length and sha256 (hex) of the target, when the policy requires the
+    /// targets mapping (`None`: a signature alone decides, `require = "signature"`).
+    pub listed: Option<(u64, &'a str)>,
     /// The highest signature version accepted for the path so far.
     pub high_water: u64,
 }
@@ -87,8 +87,9 @@ pub fn judge(
     } = *claim;
     let spec = evidence.spec;
     let high_water = evidence.high_water;
-    let listed = evidence.sha256;
-    let targets_match = digest.sha256_hex() == Some(listed);
+    let targets_match = evidence
+        .listed
+        .is_none_or(|(_, sha256)| digest.sha256_hex() == Some(sha256));
     let mut best: Option<Accepted> = None;
     let mut failures: Vec<Unreadable> = Vec::new();
     for doc in docs {
@@ -121,12 +122,14 @@ pub fn judge(
             continue;
         }
         let version = sig.version.get();
-        let failure = if targets_match && sig.subject.size != evidence.length {
+        let trusted_length = evidence.listed.map(|(length, _)| length);
+        let failure = if targets_match && trusted_length.is_some_and(|l| sig.subject.size != l) {
             Some(Unreadable::new(
                 ReasonCode::LengthMismatch,
                 format!(
                     "the signature of {path} gives size {}, trusted metadata lists {}",
-                    sig.subject.size, evidence.length
+                    sig.subject.size,
+                    trusted_length.unwrap_or_default()
                 ),
             ))
         } else if !env
@@ -190,8 +193,9 @@ pub fn judge(
         (false, _, _) => Err(Verdict::deny(
             ReasonCode::DigestMismatch,
             format!(
-                "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{listed}",
-                evidence.role
+                "{path} is {digest} in the registry, but trusted metadata (role {}) lists sha256:{}",
+                evidence.role,
+                evidence.listed.map_or("", |(_, sha256)| sha256)
             ),
         )),
         (true, None, None) => Err(Verdict::deny(
@@ -297,8 +301,7 @@ mod tests {
             let evidence = Evidence {
                 role: &self.role,
                 spec: &spec,
-                length: SIZE,
-                sha256: listed,
+                listed: Some((SIZE, listed)),
                 high_water,
             };
             judge(
