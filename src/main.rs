@@ -5,7 +5,6 @@
 mod ask;
 mod exit;
 mod publisher;
-mod serve;
 mod tuf_client;
 mod verifier;
 
@@ -79,11 +78,28 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
                 pullguard_plugin::config::Config::path(config_path).unwrap_or_else(|| {
                     std::path::PathBuf::from(pullguard_plugin::config::DEFAULT_PATH)
                 });
-            let config = pullguard_plugin::config::Config::load(Some(&required))
+            // Checked here, so that a bad file is said the same way as for every command;
+            // then the daemon binary takes over this process (same pid, same signals).
+            pullguard_plugin::config::Config::load(Some(&required))
                 .map_err(|e| anyhow::Error::new(e).context("config"))?;
-            serve::serve(&config).map(|()| Exit::Admitted)
+            Err(exec_daemon(&required))
         }
     }
+}
+
+/// Replaces this process by `pullguard-daemon --config CONFIG`, found beside this
+/// executable; returns only the error when it cannot.
+fn exec_daemon(config: &std::path::Path) -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let daemon = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("pullguard-daemon"),
+        Err(e) => return anyhow::Error::new(e).context("finding the pullguard-daemon executable"),
+    };
+    let e = std::process::Command::new(&daemon)
+        .arg("--config")
+        .arg(config)
+        .exec();
+    anyhow::Error::new(e).context(format!("starting {}", daemon.display()))
 }
 
 /// EX_USAGE from sysexits.h: the command was used incorrectly.
@@ -121,8 +137,6 @@ fn main() -> ExitCode {
             // A config that cannot be used is a usage error (sysexits EX_USAGE).
             if e.downcast_ref::<pullguard_plugin::config::ConfigError>()
                 .is_some()
-                || e.downcast_ref::<pullguard_plugin::node::NodeError>()
-                    .is_some()
             {
                 ExitCode::from(usage_exit)
             } else {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use pullguard_cache::Store;
-use pullguard_plugin::audit::AuditLog;
+use pullguard_node::audit::AuditLog;
+use pullguard_node::service::VerifierService;
+use pullguard_node::Node;
 use pullguard_plugin::config::Config;
-use pullguard_plugin::grpc::service::VerifierService;
-use pullguard_plugin::node::Node;
 use pullguard_plugin::verdict::one_line;
 use pullguard_proto::v1::verifier_server::VerifierServer;
 

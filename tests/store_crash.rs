@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use pullguard_cache::Store;
+use pullguard_node::rocks::RocksTrustStore;
 use pullguard_plugin::store::dir::DirStore;
-use pullguard_plugin::store::rocks::RocksTrustStore;
 use pullguard_plugin::tuf::state::TrustStore;
 use pullguard_plugin::tuf::RoleName;
 

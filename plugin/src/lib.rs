@@ -1,15 +1,15 @@
 //! pullguard's verifier library: the TUF trust core, metadata sources, trust stores and
-//! verdicts. Runtime adapters and the gRPC service build on these.
+//! verdicts, and a client of the daemon. It does not link RocksDB: the daemon's parts that
+//! do (its store, verdict cache and service) are `pullguard-node`, so that a command that
+//! only asks the daemon starts fast.
 
 #![forbid(unsafe_code)]
 
-pub mod audit;
 pub mod bundle;
 pub mod config;
 pub mod grpc;
 pub mod image;
 pub mod io;
-pub mod node;
 pub mod publish;
 pub mod registry;
 pub mod source;

@@ -1,6 +1,6 @@
-//! The gRPC face of the verifier: a thin service over the domain ([`service::Verify`]).
-//! Every protobuf ↔ domain conversion is in [`convert`].
+//! The gRPC face of the verifier for its clients: a client of the daemon's socket, and the
+//! conversions of the library's types to and from protobuf (the daemon's service and its
+//! own conversions are in `pullguard-node`).
 
 pub mod client;
 pub mod convert;
-pub mod service;

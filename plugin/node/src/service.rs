@@ -8,8 +8,8 @@ use std::sync::Arc;
 use pullguard_proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use crate::node::{Answer, Node, NodeStatus, UnknownScope};
-use crate::verdict::ReasonCode;
+use crate::{Answer, Node, NodeStatus, UnknownScope};
+use pullguard_plugin::verdict::ReasonCode;
 
 /// What the service asks of the domain.
 pub trait Verify: Send + Sync + 'static {
@@ -149,8 +149,8 @@ impl<V: Verify> pb::verifier_server::Verifier for VerifierService<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verdict::Verdict;
     use pb::verifier_server::Verifier as _;
+    use pullguard_plugin::verdict::Verdict;
 
     struct Fixed(Verdict);
     impl Verify for Fixed {

@@ -1,15 +1,21 @@
 //! The node's verifier (DESIGN §5): what `pullguard serve` answers for one image. It finds
 //! the image's scope (the longest configured prefix) and answers from the verdict cache
 //! when a verdict computed from the scope's current trusted state is still valid; else it
-//! refreshes the scope's metadata and checks the image with [`crate::image::verify_image`]
+//! refreshes the scope's metadata and checks the image with [`pullguard_plugin::image::verify_image`]
 //! within one deadline, one evaluation per image at a time, and caches an admission. A
 //! background refresh ([`Node::refresh_due`]) keeps each scope's timestamp fresh so the
 //! cache answers. Then the scope's mode applies. Blocking: the gRPC layer calls it off the
 //! async runtime.
 
+#![forbid(unsafe_code)]
+
+pub mod audit;
 mod cache;
+mod convert;
 mod flight;
 mod metrics;
+pub mod rocks;
+pub mod service;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -26,22 +32,24 @@ use flight::{Flights, Joined};
 pub use metrics::Counters;
 
 use crate::audit::AuditLog;
-use crate::bundle::Bundle;
-use crate::config::{parse_setting_duration, Config, Mode, ScopeConfig, SourceKind, Unmatched};
-use crate::image::{pin, verify_image, SignatureSource};
-use crate::io::Deadline;
-use crate::registry::{Digest, ImageRef, Registry, Scope};
-use crate::source::dir::DirSource;
-use crate::source::http::HttpSource;
-use crate::source::oci::OciSource;
-use crate::store::rocks::RocksTrustStore;
-use crate::store::scoped::read_root;
-use crate::tuf::fetch::MetadataSource;
-use crate::tuf::schema::{Envelope, Snapshot, Timestamp};
-use crate::tuf::state::TrustStore;
-use crate::tuf::trusted::TrustedSet;
-use crate::tuf::{Limits, RoleName, Updater};
-use crate::verdict::{Evidence, ReasonCode, Verdict};
+use crate::rocks::RocksTrustStore;
+use pullguard_plugin::bundle::Bundle;
+use pullguard_plugin::config::{
+    parse_setting_duration, Config, Mode, ScopeConfig, SourceKind, Unmatched,
+};
+use pullguard_plugin::image::{pin, verify_image, SignatureSource};
+use pullguard_plugin::io::Deadline;
+use pullguard_plugin::registry::{Digest, ImageRef, Registry, Scope};
+use pullguard_plugin::source::dir::DirSource;
+use pullguard_plugin::source::http::HttpSource;
+use pullguard_plugin::source::oci::OciSource;
+use pullguard_plugin::store::scoped::read_root;
+use pullguard_plugin::tuf::fetch::MetadataSource;
+use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
+use pullguard_plugin::tuf::state::TrustStore;
+use pullguard_plugin::tuf::trusted::TrustedSet;
+use pullguard_plugin::tuf::{Limits, RoleName, Updater};
+use pullguard_plugin::verdict::{Evidence, ReasonCode, Verdict};
 
 /// Why a node could not be set up from its config (before anything is served).
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +63,7 @@ pub enum NodeError {
     #[error("registry {host}: {source}")]
     Registry {
         host: String,
-        source: crate::registry::client::SetupError,
+        source: pullguard_plugin::registry::client::SetupError,
     },
     #[error("{source}")]
     Cache {
@@ -1004,7 +1012,7 @@ impl NodeScope {
 /// The longest descriptor a request may carry.
 pub const DESCRIPTOR_MAX: usize = 64 * 1024;
 
-fn parse_descriptor(json: &str) -> Result<crate::registry::oci::Descriptor, String> {
+fn parse_descriptor(json: &str) -> Result<pullguard_plugin::registry::oci::Descriptor, String> {
     if json.len() > DESCRIPTOR_MAX {
         return Err(format!(
             "{} bytes, more than the {DESCRIPTOR_MAX} allowed",
@@ -1070,7 +1078,7 @@ fn policy_hash(name: &str, root: &[u8], s: &ScopeConfig) -> [u8; 32] {
 fn load_view(db: &Arc<Store>, scope: &str) -> View {
     let store = RocksTrustStore::new(Arc::clone(db), scope.to_string());
     let mut view = View::default();
-    let mut read = || -> Result<(), crate::tuf::state::StoreError> {
+    let mut read = || -> Result<(), pullguard_plugin::tuf::state::StoreError> {
         view.root_version = store.version(&RoleName::root())?.unwrap_or(0);
         if let Some(bytes) = store.load(&RoleName::timestamp())? {
             if let Ok(env) = Envelope::<Timestamp>::from_slice(&bytes) {
@@ -1106,7 +1114,7 @@ fn is_same_image(allowed: &ImageRef, image: &ImageRef) -> bool {
 fn ensure_root(
     store: &mut RocksTrustStore,
     (bytes, version): &(Vec<u8>, u64),
-) -> Result<(), crate::tuf::state::StoreError> {
+) -> Result<(), pullguard_plugin::tuf::state::StoreError> {
     if store.load(&RoleName::root())?.is_none() {
         store.persist(&RoleName::root(), *version, bytes)?;
     }
@@ -1127,7 +1135,7 @@ mod tests {
 
     /// A usable root (of a repository that nothing serves).
     fn root_file(dir: &std::path::Path) -> std::path::PathBuf {
-        let mut repo = crate::tuf::testing::RepoBuilder::new(&dir.join("repo"));
+        let mut repo = pullguard_plugin::tuf::testing::RepoBuilder::new(&dir.join("repo"));
         repo.publish_all();
         let root = dir.join("root.json");
         std::fs::write(&root, repo.initial_root()).expect("root");

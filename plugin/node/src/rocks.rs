@@ -9,8 +9,8 @@ use pullguard_cache::{
     Clock, Durability, HighWater, ScopedName, Store, TrustedMeta, TrustedRecord,
 };
 
-use crate::tuf::names::RoleName;
-use crate::tuf::state::{StoreError, TrustStore};
+use pullguard_plugin::tuf::names::RoleName;
+use pullguard_plugin::tuf::state::{StoreError, TrustStore};
 
 pub struct RocksTrustStore {
     db: Arc<Store>,
@@ -41,14 +41,16 @@ impl TrustStore for RocksTrustStore {
     fn load(&self, role: &RoleName) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .db
-            .get::<TrustedMeta>(&self.key(role))?
+            .get::<TrustedMeta>(&self.key(role))
+            .map_err(database)?
             .map(|r| r.bytes))
     }
 
     fn version(&self, role: &RoleName) -> Result<Option<u64>, StoreError> {
         Ok(self
             .db
-            .get::<TrustedMeta>(&self.key(role))?
+            .get::<TrustedMeta>(&self.key(role))
+            .map_err(database)?
             .map(|r| r.version))
     }
 
@@ -58,19 +60,19 @@ impl TrustStore for RocksTrustStore {
             version,
             bytes: bytes.to_vec(),
         };
-        Ok(self
-            .db
-            .put::<TrustedMeta>(&key, &record, Durability::Synced)?)
+        self.db
+            .put::<TrustedMeta>(&key, &record, Durability::Synced)
+            .map_err(database)
     }
 
     fn remove(&mut self, role: &RoleName) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .delete::<TrustedMeta>(&self.key(role), Durability::Synced)?)
+        self.db
+            .delete::<TrustedMeta>(&self.key(role), Durability::Synced)
+            .map_err(database)
     }
 
     fn highest_time(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let Some(micros) = self.db.get::<Clock>(&self.scope)? else {
+        let Some(micros) = self.db.get::<Clock>(&self.scope).map_err(database)? else {
             return Ok(None);
         };
         Utc.timestamp_micros(micros)
@@ -83,27 +85,28 @@ impl TrustStore for RocksTrustStore {
     }
 
     fn record_time(&mut self, time: DateTime<Utc>) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put::<Clock>(&self.scope, &time.timestamp_micros(), Durability::Synced)?)
+        self.db
+            .put::<Clock>(&self.scope, &time.timestamp_micros(), Durability::Synced)
+            .map_err(database)
     }
 
     fn signature_version(&self, target: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.db.get::<HighWater>(&self.key_for(target))?)
+        self.db
+            .get::<HighWater>(&self.key_for(target))
+            .map_err(database)
     }
 
     fn put_signature_version(&mut self, target: &str, version: u64) -> Result<(), StoreError> {
-        Ok(self
-            .db
-            .put::<HighWater>(&self.key_for(target), &version, Durability::Synced)?)
+        self.db
+            .put::<HighWater>(&self.key_for(target), &version, Durability::Synced)
+            .map_err(database)
     }
 }
 
-impl From<pullguard_cache::Error> for StoreError {
-    fn from(e: pullguard_cache::Error) -> Self {
-        StoreError::Database {
-            source: Box::new(e),
-        }
+/// A database failure, as the trust core's store error.
+fn database(e: pullguard_cache::Error) -> StoreError {
+    StoreError::Database {
+        source: Box::new(e),
     }
 }
 
