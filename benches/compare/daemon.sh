@@ -3,12 +3,18 @@
 # a warm `pullguard serve` (an answer from its verdict cache) against `cosign verify --key`
 # of the same image, signed by both tools in a Debian docker-registry on 127.0.0.1. Timed
 # with hyperfine; prints its table and the ratio.
-#   benches/compare/daemon.sh [RUNS]        (default 30)
+#   benches/compare/daemon.sh [--release] [RUNS]   (default: the dev build the tests use, 30 runs)
 # Needs hyperfine (Debian package); cosign comes from scripts/fetch-peers.sh.
 set -euo pipefail
+release=false
+if [[ ${1:-} == --release ]]; then release=true; shift; fi
 runs=${1:-30}
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib.sh"
+if $release; then
+  cargo build --quiet --locked --release --bin pullguard --bin pullguard-daemon
+  pullguard=$CARGO_TARGET_DIR/release/pullguard
+fi
 command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)" >&2; exit 1; }
 cosign=$(scripts/fetch-peers.sh cosign | sed -n 's/^cosign=//p')
 cd "$work"

@@ -9,12 +9,15 @@
 
 #![forbid(unsafe_code)]
 
+mod answer;
 pub mod audit;
 mod cache;
 mod convert;
 mod flight;
 mod metrics;
+mod refresh;
 pub mod rocks;
+mod scope;
 pub mod service;
 
 use std::collections::BTreeMap;
@@ -22,21 +25,23 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, TimeZone, Utc};
-use pullguard_cache::{Store, VerdictKey, VerdictRecord};
-use sha2::{Digest as _, Sha256};
+use chrono::{DateTime, Utc};
+use pullguard_cache::{Store, VerdictRecord};
 
+pub use answer::{Answer, NodeStatus, ScopeStatus, UnknownScope};
 use cache::VerdictCache;
 pub use cache::{CacheError, Pruned};
 use flight::{Flights, Joined};
 pub use metrics::Counters;
+use scope::{
+    clock_behind, ensure_root, load_view, micros_to_time, policy_hash, tag_of, NodeScope, Schedule,
+    ScopeSource, View, FIRST_BACKOFF,
+};
 
 use crate::audit::AuditLog;
 use crate::rocks::RocksTrustStore;
 use pullguard_plugin::bundle::Bundle;
-use pullguard_plugin::config::{
-    parse_setting_duration, Config, Mode, ScopeConfig, SourceKind, Unmatched,
-};
+use pullguard_plugin::config::{parse_setting_duration, Config, Mode, SourceKind, Unmatched};
 use pullguard_plugin::image::{pin, verify_image, SignatureSource};
 use pullguard_plugin::io::Deadline;
 use pullguard_plugin::registry::{Digest, ImageRef, Registry, Scope};
@@ -45,10 +50,7 @@ use pullguard_plugin::source::http::HttpSource;
 use pullguard_plugin::source::oci::OciSource;
 use pullguard_plugin::store::scoped::read_root;
 use pullguard_plugin::tuf::fetch::MetadataSource;
-use pullguard_plugin::tuf::schema::{Envelope, Snapshot, Timestamp};
-use pullguard_plugin::tuf::state::TrustStore;
-use pullguard_plugin::tuf::trusted::TrustedSet;
-use pullguard_plugin::tuf::{Limits, RoleName, Updater};
+use pullguard_plugin::tuf::{Limits, Updater};
 use pullguard_plugin::verdict::{Evidence, ReasonCode, Verdict};
 
 /// Why a node could not be set up from its config (before anything is served).
@@ -72,160 +74,8 @@ pub enum NodeError {
     },
 }
 
-/// A request about a scope the node does not have.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("no scope {name} is configured")]
-pub struct UnknownScope {
-    pub name: String,
-}
-
-/// The node's answer about one image: the verdict and what it rests on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
-    pub verdict: Verdict,
-    /// Answered from the verdict cache, without checking again.
-    pub cached: bool,
-    /// The scope that decided, if any.
-    pub scope: Option<String>,
-    /// The image as checked (its repository, tag and digest).
-    pub image: Option<ImageRef>,
-    pub evidence: Option<Evidence>,
-    /// Admitted after its metadata expired, within the scope's `offline_grace`, because
-    /// the source could not be reached.
-    pub offline_grace: bool,
-    /// In `warn` mode: the denial that was not enforced.
-    pub would_deny: Option<ReasonCode>,
-}
-
-impl From<Verdict> for Answer {
-    fn from(verdict: Verdict) -> Self {
-        Answer::of(verdict)
-    }
-}
-
-impl Answer {
-    fn of(verdict: Verdict) -> Self {
-        Answer {
-            verdict,
-            cached: false,
-            scope: None,
-            image: None,
-            evidence: None,
-            offline_grace: false,
-            would_deny: None,
-        }
-    }
-
-    fn about(verdict: Verdict, scope: &NodeScope, image: &ImageRef) -> Self {
-        Answer {
-            scope: Some(scope.name.clone()),
-            image: Some(image.clone()),
-            ..Answer::of(verdict)
-        }
-    }
-}
-
-/// What the node knows of a scope now (`pullguard status`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScopeStatus {
-    pub name: String,
-    pub mode: Mode,
-    pub root_version: u64,
-    pub timestamp_version: u64,
-    pub timestamp_expires: Option<DateTime<Utc>>,
-    pub snapshot_version: u64,
-    pub snapshot_expires: Option<DateTime<Utc>>,
-    /// The last refresh that succeeded, and the last attempt.
-    pub last_refresh: Option<DateTime<Utc>>,
-    pub last_attempt: Option<DateTime<Utc>>,
-    /// Why the last attempt failed (none when it succeeded).
-    pub last_error: Option<(ReasonCode, String)>,
-    pub cached_verdicts: u64,
-}
-
-/// How the node stands: every scope, and the counters since start.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeStatus {
-    pub scopes: Vec<ScopeStatus>,
-    pub cache_hits: u64,
-    pub cache_misses: u64,
-    pub evaluations: u64,
-}
-
-/// A scope's trusted state as held in memory: read by every cache lookup, written after
-/// every refresh.
-#[derive(Debug, Clone, Default)]
-struct View {
-    root_version: u64,
-    timestamp_version: u64,
-    timestamp_expires: Option<DateTime<Utc>>,
-    snapshot_version: u64,
-    snapshot_expires: Option<DateTime<Utc>>,
-    highest_time: Option<DateTime<Utc>>,
-    last_refresh: Option<DateTime<Utc>>,
-    last_attempt: Option<DateTime<Utc>>,
-    last_error: Option<(ReasonCode, String)>,
-}
-
-impl View {
-    /// The view after a refresh at `now` left `trusted`.
-    fn refreshed(&mut self, trusted: &TrustedSet, now: DateTime<Utc>) {
-        let version = |v: std::num::NonZeroU64| v.get();
-        self.root_version = trusted.root().signed.version.get();
-        self.timestamp_version = trusted.timestamp().map_or(0, |t| version(t.signed.version));
-        self.timestamp_expires = trusted.timestamp().map(|t| t.signed.expires.0);
-        self.snapshot_version = trusted.snapshot().map_or(0, |t| version(t.signed.version));
-        self.snapshot_expires = trusted.snapshot().map(|t| t.signed.expires.0);
-        self.highest_time = Some(self.highest_time.map_or(now, |h| h.max(now)));
-        self.last_refresh = Some(now);
-        self.last_attempt = Some(now);
-        self.last_error = None;
-    }
-
-    fn failed(&mut self, reason: ReasonCode, message: String, now: DateTime<Utc>) {
-        self.last_attempt = Some(now);
-        self.last_error = Some((reason, message));
-    }
-}
-
-/// When a scope is refreshed next in the background.
-struct Schedule {
-    next: Instant,
-    backoff: Duration,
-}
-
-/// One configured scope and what is needed to check its images.
-struct NodeScope {
-    scope: Scope,
-    name: String,
-    /// The configured root's bytes and version, checked at start.
-    root: (Vec<u8>, u64),
-    config: ScopeConfig,
-    /// What a verdict of this scope depends on in the config (see [`policy_hash`]).
-    policy: [u8; 32],
-    offline_grace: Duration,
-    registry: Arc<Registry>,
-    source: ScopeSource,
-    view: RwLock<View>,
-    schedule: Mutex<Schedule>,
-    /// One check or refresh at a time per scope: both write the scope's trusted state.
-    busy: Mutex<()>,
-}
-
-/// Where a scope's metadata comes from, resolved at start (a bundle is read then).
-enum ScopeSource {
-    Oci,
-    Http(String),
-    Dir(std::path::PathBuf),
-    /// Metadata and signatures both.
-    Bundle(Arc<Bundle>),
-}
-
 /// How many verdicts are kept in memory before RocksDB is asked.
 const FRONT_CAPACITY: usize = 8_192;
-
-/// The first background refresh waits this long after start, and failures back off from it.
-const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 
 /// The verifier of one node.
 pub struct Node {
@@ -241,7 +91,7 @@ pub struct Node {
     audit: Option<AuditLog>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -838,175 +688,6 @@ impl Node {
         let mut updater = Updater::new(source, store, Limits::default());
         Ok(f(&mut updater, signatures))
     }
-
-    /// Refreshes every scope whose time has come (not those in `off` mode); returns how
-    /// long until the next one is due. Blocking: the daemon's background task calls it.
-    pub fn refresh_due(&self) -> Duration {
-        let mut wait = self.refresh_interval;
-        for s in self.scopes.iter().filter(|s| s.config.mode != Mode::Off) {
-            if lock(&s.schedule).next <= Instant::now() {
-                let _ = self.refresh_scope(s);
-            }
-            let next = lock(&s.schedule).next;
-            wait = wait.min(next.saturating_duration_since(Instant::now()));
-        }
-        wait.max(Duration::from_millis(100))
-    }
-
-    /// Refreshes `name` (every scope when none) now, and says how each stands.
-    pub fn refresh(&self, name: Option<&str>) -> Result<NodeStatus, UnknownScope> {
-        let chosen: Vec<&NodeScope> = match name {
-            None => self.scopes.iter().collect(),
-            Some(n) => {
-                let wanted = n.trim_end_matches('/');
-                let s = self
-                    .scopes
-                    .iter()
-                    .find(|s| s.name == wanted)
-                    .ok_or_else(|| UnknownScope {
-                        name: n.to_string(),
-                    })?;
-                vec![s]
-            }
-        };
-        for s in &chosen {
-            let _ = self.refresh_scope(s);
-        }
-        Ok(self.report(chosen.into_iter()))
-    }
-
-    /// How every scope stands.
-    pub fn status(&self) -> NodeStatus {
-        self.report(self.scopes.iter())
-    }
-
-    fn report<'a>(&'a self, scopes: impl Iterator<Item = &'a NodeScope>) -> NodeStatus {
-        let c = &self.counters;
-        NodeStatus {
-            scopes: scopes.map(|s| self.status_of(s)).collect(),
-            cache_hits: c.cache_hits.load(Ordering::Relaxed),
-            cache_misses: c.cache_misses.load(Ordering::Relaxed),
-            evaluations: c.evaluations.load(Ordering::Relaxed),
-        }
-    }
-
-    fn status_of(&self, s: &NodeScope) -> ScopeStatus {
-        let view = s.view.read().unwrap_or_else(|p| p.into_inner()).clone();
-        ScopeStatus {
-            name: s.name.clone(),
-            mode: s.config.mode,
-            root_version: view.root_version,
-            timestamp_version: view.timestamp_version,
-            timestamp_expires: view.timestamp_expires,
-            snapshot_version: view.snapshot_version,
-            snapshot_expires: view.snapshot_expires,
-            last_refresh: view.last_refresh,
-            last_attempt: view.last_attempt,
-            last_error: view.last_error,
-            cached_verdicts: self.cache.count(&s.name).unwrap_or(0),
-        }
-    }
-
-    /// The TUF refresh of one scope (timestamp first, the rest as it points to), and the
-    /// next background refresh scheduled: before the timestamp expires (at most
-    /// `refresh_interval` away, jittered), or after a backoff when it failed.
-    fn refresh_scope(&self, s: &NodeScope) -> Result<(), Verdict> {
-        let deadline = Deadline::after(self.deadline);
-        let _one_at_a_time = lock(&s.busy);
-        let now = Utc::now();
-        self.counters.refreshes.fetch_add(1, Ordering::Relaxed);
-        let outcome = self
-            .with_updater(s, deadline, |updater, _| match updater.refresh(now) {
-                Ok(()) => {
-                    if let Some(trusted) = updater.trusted() {
-                        s.view_mut().refreshed(trusted, now);
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(Verdict::from(&e)),
-            })
-            .and_then(|r| r);
-        let mut schedule = lock(&s.schedule);
-        match &outcome {
-            Ok(()) => {
-                let expires = s
-                    .view
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .timestamp_expires;
-                let until_expiry = expires
-                    .and_then(|t| (t - now).to_std().ok())
-                    .unwrap_or(Duration::ZERO);
-                let wait = self.refresh_interval.min(until_expiry / 2);
-                schedule.next = Instant::now() + jittered(wait).max(FIRST_BACKOFF);
-                schedule.backoff = FIRST_BACKOFF;
-            }
-            Err(denial) => {
-                self.counters
-                    .refresh_failures
-                    .fetch_add(1, Ordering::Relaxed);
-                s.view_mut()
-                    .failed(denial.reason, denial.message.clone(), now);
-                schedule.next = Instant::now() + schedule.backoff;
-                schedule.backoff = (schedule.backoff * 2).min(self.refresh_interval);
-            }
-        }
-        outcome
-    }
-}
-
-impl NodeScope {
-    fn view_mut(&self) -> std::sync::RwLockWriteGuard<'_, View> {
-        self.view.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The cache key of `image` under the given trusted state.
-    fn key(
-        &self,
-        image: &ImageRef,
-        root_version: u64,
-        snapshot_version: u64,
-    ) -> Option<VerdictKey> {
-        Some(VerdictKey {
-            scope: self.name.clone(),
-            repository: image.repository().to_string(),
-            digest: image.digest()?.to_string(),
-            policy_hash: self.policy,
-            root_version,
-            snapshot_version,
-        })
-    }
-
-    fn cached_answer(
-        &self,
-        view: &View,
-        image: &ImageRef,
-        record: &VerdictRecord,
-        until: DateTime<Utc>,
-        offline_grace: bool,
-    ) -> Answer {
-        let verdict = Verdict {
-            admitted: true,
-            reason: ReasonCode::Verified,
-            message: record.message.clone(),
-            valid_until: (!offline_grace).then_some(until),
-        };
-        Answer {
-            cached: true,
-            offline_grace,
-            evidence: Some(Evidence {
-                root_version: view.root_version,
-                timestamp_version: view.timestamp_version,
-                snapshot_version: view.snapshot_version,
-                role: record.role.clone(),
-                role_version: record.role_version,
-                length: record.length,
-                signature_version: record.signature_version,
-                key_ids: record.key_ids.clone(),
-            }),
-            ..Answer::about(verdict, self, image)
-        }
-    }
 }
 
 /// The longest descriptor a request may carry.
@@ -1022,103 +703,11 @@ fn parse_descriptor(json: &str) -> Result<pullguard_plugin::registry::oci::Descr
     serde_json::from_str(json).map_err(|e| e.to_string())
 }
 
-/// The tag a verdict is for: the image's tag, or `""` for its digest pin.
-fn tag_of(image: &ImageRef) -> &str {
-    image.tag().unwrap_or("")
-}
-
-/// A denial when `now` is behind the highest time the scope has seen (beyond the
-/// tolerance): a clock set back would revive expired metadata.
-fn clock_behind(view: &View, now: DateTime<Utc>) -> Option<Verdict> {
-    let tolerance = chrono::Duration::from_std(Limits::default().clock_tolerance).ok()?;
-    let highest = view.highest_time?;
-    (now + tolerance < highest).then(|| {
-        Verdict::deny(
-            ReasonCode::ClockRollback,
-            format!("the clock ({now}) is behind a time already seen ({highest})"),
-        )
-    })
-}
-
-fn micros_to_time(micros: i64) -> Option<DateTime<Utc>> {
-    Utc.timestamp_micros(micros).single()
-}
-
-/// A duration between 80 % and 100 % of `d`, so that nodes started together do not
-/// refresh together.
-fn jittered(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    let fraction = 0.8 + 0.2 * f64::from(nanos % 1000) / 1000.0;
-    d.mul_f64(fraction)
-}
-
-/// What a scope's verdicts depend on in the config, beyond the trusted state: its name,
-/// its root, where its metadata and signatures come from, and what it requires. Its
-/// mode is not part of it (it only decides what a verdict does).
-fn policy_hash(name: &str, root: &[u8], s: &ScopeConfig) -> [u8; 32] {
-    let mut h = Sha256::new();
-    for part in [
-        b"pullguard-policy-1".as_slice(),
-        name.as_bytes(),
-        &Sha256::digest(root),
-        s.source.as_bytes(),
-        s.trust_repository.as_deref().unwrap_or("").as_bytes(),
-        format!("{:?}", s.require).as_bytes(),
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part);
-    }
-    h.finalize().into()
-}
-
-/// The scope's trusted state as stored (read at start, so that verdicts cached before a
-/// restart answer before the first refresh, and offline).
-fn load_view(db: &Arc<Store>, scope: &str) -> View {
-    let store = RocksTrustStore::new(Arc::clone(db), scope.to_string());
-    let mut view = View::default();
-    let mut read = || -> Result<(), pullguard_plugin::tuf::state::StoreError> {
-        view.root_version = store.version(&RoleName::root())?.unwrap_or(0);
-        if let Some(bytes) = store.load(&RoleName::timestamp())? {
-            if let Ok(env) = Envelope::<Timestamp>::from_slice(&bytes) {
-                view.timestamp_version = env.signed.version.get();
-                view.timestamp_expires = Some(env.signed.expires.0);
-            }
-        }
-        if let Some(bytes) = store.load(&RoleName::snapshot())? {
-            if let Ok(env) = Envelope::<Snapshot>::from_slice(&bytes) {
-                view.snapshot_version = env.signed.version.get();
-                view.snapshot_expires = Some(env.signed.expires.0);
-            }
-        }
-        view.highest_time = store.highest_time()?;
-        Ok(())
-    };
-    if let Err(e) = read() {
-        view = View::default();
-        view.last_error = Some((ReasonCode::Internal, e.to_string()));
-    }
-    view
-}
-
 /// `allowed` and `image` are the same repository and digest.
 fn is_same_image(allowed: &ImageRef, image: &ImageRef) -> bool {
     allowed.registry() == image.registry()
         && allowed.repository() == image.repository()
         && allowed.digest() == image.digest()
-}
-
-/// A scope's state starts from its configured root (checked at start); later roots come
-/// only through verified rotations.
-fn ensure_root(
-    store: &mut RocksTrustStore,
-    (bytes, version): &(Vec<u8>, u64),
-) -> Result<(), pullguard_plugin::tuf::state::StoreError> {
-    if store.load(&RoleName::root())?.is_none() {
-        store.persist(&RoleName::root(), *version, bytes)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
