@@ -425,23 +425,7 @@ fn forged_frozen_and_slow_registries_are_denied_through_the_daemon() {
     // Mallory pushes her own image under app:1 and signs it with a key of her own.
     let evil = f.path("evil");
     let evil = evil.to_str().expect("utf-8");
-    f.ok(&["key", "generate", "mallory-online.key"]);
-    f.ok(&[
-        "repo",
-        "init",
-        "--dir",
-        evil,
-        "--scope",
-        &f.scope,
-        "--root-key",
-        "mallory.key",
-        "--targets-key",
-        "mallory.key",
-        "--snapshot-key",
-        "mallory-online.key",
-        "--timestamp-key",
-        "mallory-online.key",
-    ]);
+    f.mallory_repo(evil);
     let hers = f
         .registry
         .push_image("acme/app", "1", "mallory's image")

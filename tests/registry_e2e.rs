@@ -127,23 +127,7 @@ fn a_key_not_delegated_for_the_repository_is_rejected() {
     // signs with her own key.
     let evil = f.path("evil");
     let evil = evil.to_str().expect("utf-8");
-    f.ok(&["key", "generate", "mallory-online.key"]);
-    f.ok(&[
-        "repo",
-        "init",
-        "--dir",
-        evil,
-        "--scope",
-        &f.scope,
-        "--root-key",
-        "mallory.key",
-        "--targets-key",
-        "mallory.key",
-        "--snapshot-key",
-        "mallory-online.key",
-        "--timestamp-key",
-        "mallory-online.key",
-    ]);
+    f.mallory_repo(evil);
     // First she signs the genuine image and hides the genuine signature: the digest is the
     // one trusted metadata lists, so only the signature check can refuse.
     f.ok(&["sign", &f.image("1"), "--key", "mallory.key", "--dir", evil]);

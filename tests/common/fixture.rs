@@ -140,6 +140,28 @@ impl Fixture {
         format!("{}/acme/app:{tag}", self.registry.host)
     }
 
+    /// Mallory's own repository for the same scope in `dir`, keyed by `mallory.key` (root
+    /// and targets) and a new `mallory-online.key` (snapshot and timestamp).
+    pub fn mallory_repo(&self, dir: &str) {
+        self.ok(&["key", "generate", "mallory-online.key"]);
+        self.ok(&[
+            "repo",
+            "init",
+            "--dir",
+            dir,
+            "--scope",
+            &self.scope,
+            "--root-key",
+            "mallory.key",
+            "--targets-key",
+            "mallory.key",
+            "--snapshot-key",
+            "mallory-online.key",
+            "--timestamp-key",
+            "mallory-online.key",
+        ]);
+    }
+
     pub fn sign_and_publish(&self, tags: &[&str]) {
         self.sign_and_publish_with("team.key", tags);
     }
