@@ -91,7 +91,7 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
     health
         .set_serving::<VerifierServer<VerifierService<Node>>>()
         .await;
-    let mut server = tokio::spawn({
+    let server = tokio::spawn({
         let mut stopped = stopped.clone();
         let service = VerifierServer::new(VerifierService::new(Arc::clone(&node)));
         async move {
@@ -102,38 +102,38 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
                     let _ = stopped.wait_for(|s| *s).await;
                 })
                 .await
+                .context("serving gRPC")
         }
     });
-    let mut refresher = tokio::spawn(refresh_in_background(Arc::clone(&node), stopped.clone()));
-    let mut exporter = tokio::spawn(serve_metrics(metrics, Arc::clone(&node), stopped));
-    // A task that ends on its own brings the whole daemon down: never half alive.
-    let ended = tokio::select! {
-        _ = term.recv() => None,
-        _ = int.recv() => None,
-        r = &mut server => Some(match r {
-            Ok(Ok(())) => anyhow::anyhow!("the gRPC server stopped"),
-            Ok(Err(e)) => anyhow::Error::new(e).context("serving gRPC"),
-            Err(e) => anyhow::Error::new(e).context("the gRPC server task"),
-        }),
-        r = &mut refresher => Some(match r {
-            Ok(()) => anyhow::anyhow!("the background refresh stopped"),
-            Err(e) => anyhow::Error::new(e).context("the background refresh task"),
-        }),
-        r = &mut exporter => Some(match r {
-            Ok(Ok(())) => anyhow::anyhow!("the metrics endpoint stopped"),
-            Ok(Err(e)) => e.context("the metrics endpoint"),
-            Err(e) => anyhow::Error::new(e).context("the metrics endpoint task"),
-        }),
+    let refresher = tokio::spawn({
+        let (node, stopped) = (Arc::clone(&node), stopped.clone());
+        async move {
+            refresh_in_background(node, stopped).await;
+            Ok(())
+        }
+    });
+    let exporter = tokio::spawn(serve_metrics(metrics, Arc::clone(&node), stopped));
+    let mut tasks = [
+        ("the gRPC server", server),
+        ("the background refresh", refresher),
+        ("the metrics endpoint", exporter),
+    ];
+    let signalled = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     };
+    let ended = first_to_end(signalled, &mut tasks).await;
     health
         .set_not_serving::<VerifierServer<VerifierService<Node>>>()
         .await;
     let _ = stop.send(true);
     if ended.is_none() {
         // Requests in flight finish; the refresh in progress (bounded by the deadline) too.
-        let _ = server.await;
-        let _ = refresher.await;
-        let _ = exporter.await;
+        for (_, task) in tasks {
+            let _ = task.await;
+        }
     }
     // Only our own socket is removed (another daemon may have replaced it).
     if std::fs::symlink_metadata(socket).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
@@ -142,6 +142,33 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
     match ended {
         None => Ok(()),
         Some(e) => Err(e),
+    }
+}
+
+/// Waits for `signalled` (`None`: a clean stop) or for the first of `tasks` to end, which
+/// is an error whatever it returned: a daemon task never ends on its own, and one that did
+/// would leave the daemon half alive.
+async fn first_to_end(
+    signalled: impl std::future::Future<Output = ()>,
+    tasks: &mut [(&'static str, tokio::task::JoinHandle<Result<()>>)],
+) -> Option<anyhow::Error> {
+    let any_ends = std::future::poll_fn(|cx| {
+        for (name, task) in tasks.iter_mut() {
+            if let std::task::Poll::Ready(r) =
+                std::future::Future::poll(std::pin::Pin::new(task), cx)
+            {
+                return std::task::Poll::Ready(match r {
+                    Ok(Ok(())) => anyhow::anyhow!("{name} stopped"),
+                    Ok(Err(e)) => e.context(*name),
+                    Err(e) => anyhow::Error::new(e).context(*name),
+                });
+            }
+        }
+        std::task::Poll::Pending
+    });
+    tokio::select! {
+        _ = signalled => None,
+        e = any_ends => Some(e),
     }
 }
 
@@ -264,4 +291,56 @@ async fn bind(socket: &Path) -> Result<(tokio::net::UnixListener, (u64, u64))> {
     })();
     let _ = std::fs::remove_dir_all(&private);
     bound.with_context(|| format!("binding {}", socket.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+    }
+
+    #[test]
+    fn a_task_that_ends_brings_the_daemon_down_and_a_signal_stops_it_cleanly() {
+        let rt = runtime();
+        let forever = || tokio::spawn(std::future::pending::<Result<()>>());
+        let ended = rt.block_on(async {
+            let mut tasks = [
+                ("the gRPC server", forever()),
+                ("the background refresh", tokio::spawn(async { Ok(()) })),
+                ("the metrics endpoint", forever()),
+            ];
+            first_to_end(std::future::pending(), &mut tasks).await
+        });
+        assert_eq!(
+            ended.map(|e| e.to_string()).as_deref(),
+            Some("the background refresh stopped")
+        );
+        let failed = rt.block_on(async {
+            let mut tasks = [(
+                "the metrics endpoint",
+                tokio::spawn(async { Err(anyhow::anyhow!("accepting: too many open files")) }),
+            )];
+            first_to_end(std::future::pending(), &mut tasks).await
+        });
+        let failed = failed.expect("an error");
+        assert_eq!(
+            pullguard_plugin::io::error_chain(failed.as_ref()),
+            "the metrics endpoint: accepting: too many open files"
+        );
+        let panicked = rt.block_on(async {
+            let mut tasks = [("the gRPC server", tokio::spawn(async { panic!("boom") }))];
+            first_to_end(std::future::pending(), &mut tasks).await
+        });
+        assert!(panicked.is_some_and(|e| e.to_string() == "the gRPC server"));
+        let signalled = rt.block_on(async {
+            let mut tasks = [("the gRPC server", forever())];
+            first_to_end(async {}, &mut tasks).await
+        });
+        assert!(signalled.is_none());
+    }
 }
