@@ -52,22 +52,6 @@ old_timestamp=$(curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json
 pg repo timestamp --key timestamp.key >/dev/null
 pg repo publish | tail -1
 
-# The node's config: its daemon, the scope with its pinned root v1, the registry.
-node_config() { # socket state-dir
-  cat <<TOML
-[daemon]
-socket = "$1"
-state_dir = "$2"
-audit_log = "$2.audit.jsonl"
-
-[[scope]]
-name = "$host/acme"
-root = "$work/pullguard-repo/metadata/1.root.json"
-
-[registries."$host"]
-plain_http = true
-TOML
-}
 # Starts `pullguard serve` with CONFIG (under any command prefix given after it), waits for
 # SOCKET, and stops it at exit.
 start_daemon() { # config socket [prefix...]

@@ -65,3 +65,20 @@ push_image() { # repo tag content
     "http://$host/v2/$repo/manifests/$tag" >/dev/null
   echo "pushed $host/$repo:$tag"
 }
+# A node's config on stdout: its daemon (socket, state and audit log), the scope
+# $host/acme with its pinned root v1 from ./pullguard-repo, the registry over plain HTTP.
+node_config() { # socket state-dir
+  cat <<TOML
+[daemon]
+socket = "$1"
+state_dir = "$2"
+audit_log = "$2.audit.jsonl"
+
+[[scope]]
+name = "$host/acme"
+root = "$work/pullguard-repo/metadata/1.root.json"
+
+[registries."$host"]
+plain_http = true
+TOML
+}

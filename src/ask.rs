@@ -163,6 +163,7 @@ fn verdict_json(v: &pb::Verdict, took: Duration) -> serde_json::Value {
             "role_version": e.role_version,
             "signature_version": e.signature_version,
             "key_ids": e.key_ids,
+            "length": e.length,
         })),
         "offline_grace": v.offline_grace,
         "would_deny": reason_of(v.would_deny).map(ReasonCode::as_str),

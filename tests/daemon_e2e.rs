@@ -789,7 +789,25 @@ fn a_scope_may_require_the_targets_mapping_or_a_signature_alone() {
         signed.admitted && !signed.cached,
         "another policy: {signed:?}"
     );
-    assert_eq!(signed.evidence.expect("evidence").role, "team");
+    let evidence = signed.evidence.expect("evidence");
+    assert_eq!(evidence.role, "team");
+    // The signed size is the trusted length: a runtime's descriptor is held to it.
+    let descriptor = |size: u64| {
+        format!(
+            r#"{{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{one}","size":{size}}}"#
+        )
+    };
+    let right =
+        ask_with(&socket, &f.image("1"), &one, &descriptor(evidence.length)).expect("verdict");
+    assert!(right.admitted && evidence.length > 0, "{right:?}");
+    let wrong = ask_with(
+        &socket,
+        &f.image("1"),
+        &one,
+        &descriptor(evidence.length + 1),
+    )
+    .expect("verdict");
+    assert_eq!(reason(&wrong), pb::Reason::LengthMismatch, "{wrong:?}");
     // app:2's signature names tag 2: it says nothing about app:1.
     let substituted = ask(&socket, &f.image("1"), &two);
     assert_eq!(

@@ -24,19 +24,7 @@ start_registry
 push_image acme/app 1 "the application" >/dev/null
 digest=sha256:$(sha256sum manifest.json | cut -d' ' -f1)
 image=$host/acme/app@$digest
-cat > pullguard.toml <<TOML
-[daemon]
-socket = "$work/pullguard.sock"
-state_dir = "$work/state"
-audit_log = "$work/audit.jsonl"
-
-[[scope]]
-name = "$host/acme"
-root = "$work/pullguard-repo/metadata/1.root.json"
-
-[registries."$host"]
-plain_http = true
-TOML
+node_config "$work/pullguard.sock" "$work/state" > pullguard.toml
 export PULLGUARD_CONFIG=$work/pullguard.toml
 for k in root targets snapshot timestamp team; do pg key generate "$k.key" >/dev/null; done
 pg repo init --scope "$host/acme" --root-key root.key --targets-key targets.key \

@@ -205,7 +205,8 @@ fn evaluate<S: MetadataSource, T: TrustStore>(
     let accepted = judge(&claim, &evidence_in, docs, now)?;
     let valid_until = trusted.valid_until().min(accepted.expires);
     let lasting = trusted.valid_until_but_timestamp().min(accepted.expires);
-    let length = listed.as_ref().map_or(0, |(length, _)| *length);
+    // The trusted length: listed by targets, else (`signature` alone) the signed one.
+    let length = listed.as_ref().map_or(accepted.size, |(length, _)| *length);
     let evidence = Evidence {
         signature_version: accepted.version,
         key_ids: accepted.key_ids.clone(),
@@ -346,6 +347,9 @@ mod tests {
         let unlisted = r.signature("9", 1, &r.subject, now);
         let signature = r.check_as("9", Require::Signature, vec![unlisted.clone()]);
         assert!(signature.verdict.admitted, "{:?}", signature.verdict);
+        // Its trusted length is the signed one (a runtime's descriptor is held to it).
+        let (evidence, _) = signature.evidence.expect("evidence");
+        assert_eq!(evidence.length, r.subject.size);
         assert_eq!(
             reason(&r.check_as("9", Require::Both, vec![unlisted.clone()])),
             ReasonCode::UnknownTarget

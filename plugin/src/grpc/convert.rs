@@ -64,6 +64,7 @@ impl From<&Evidence> for pb::Evidence {
             role_version: e.role_version,
             signature_version: e.signature_version,
             key_ids: e.key_ids.clone(),
+            length: e.length,
         }
     }
 }

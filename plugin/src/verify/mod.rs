@@ -62,11 +62,13 @@ pub struct Evidence<'a> {
     pub high_water: u64,
 }
 
-/// The signature that admits: its version, its expiry and the trusted keys that signed it.
+/// The signature that admits: its version, its expiry, the manifest size it signs and the
+/// trusted keys that signed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     pub version: u64,
     pub expires: DateTime<Utc>,
+    pub size: u64,
     pub key_ids: Vec<String>,
 }
 
@@ -177,6 +179,7 @@ pub fn judge(
                 best = Some(Accepted {
                     version,
                     expires: sig.expires.0,
+                    size: sig.subject.size,
                     key_ids,
                 })
             }
