@@ -1,13 +1,12 @@
-//! A client of the daemon over its Unix socket, for the CLI and the runtime hooks.
+//! A client of the daemon over its Unix socket, for the CLI.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use pullguard_proto::v1::verifier_client::VerifierClient;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::Channel;
 
-/// The socket the daemon serves when the config names none.
-pub const DEFAULT_SOCKET: &str = "/run/pullguard/pullguard.sock";
+pub use pullguard_proto::client::DEFAULT_SOCKET;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -20,21 +19,10 @@ pub async fn connect(
     socket: &Path,
     timeout: Duration,
 ) -> Result<VerifierClient<Channel>, ClientError> {
-    let path = socket.to_path_buf();
-    // The URI is never resolved: every connection goes to the socket.
-    let channel = Endpoint::from_static("http://pullguard.invalid")
-        .connect_timeout(timeout)
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    pullguard_proto::client::connect(socket, timeout)
         .await
         .map_err(|e| ClientError::Unreachable {
             socket: socket.to_path_buf(),
             reason: crate::io::error_chain(&e),
-        })?;
-    Ok(VerifierClient::new(channel))
+        })
 }
