@@ -2,7 +2,8 @@
 # Installs what pullguard's build, tests and demo need on a Debian machine, idempotently:
 # Debian packages (protoc, libclang for the RocksDB bindings, faketime, GNU time (peak memory
 # of a process in the tests), Python venv support,
-# the CNCF distribution registry for the end-to-end tests)
+# the CNCF distribution registry for the end-to-end tests), containerd 2.x unpacked from the
+# newer Debian suite,
 # and a Python venv with python-tuf for the interoperability fixtures.
 #
 # Source this file (`. scripts/setup.sh`) to also get CARGO_TARGET_DIR and PULLGUARD_VENV
@@ -50,6 +51,10 @@ if [[ ! -x $PULLGUARD_VENV/bin/python ]] || ! cmp -s "$req" "$stamp"; then
   "$PULLGUARD_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$req" </dev/null
   cp "$req" "$stamp"
 fi
+
+# containerd 2.x for the runtime tests: the newer Debian suite's package, unpacked into a
+# private prefix (bookworm has only 1.6, which lacks the verifier hook).
+"$repo_root/scripts/fetch-peers.sh" containerd >/dev/null
 
 if ! command -v cargo >/dev/null; then
   echo "setup: cargo is not installed; install Rust with rustup (the toolchain is pinned in rust-toolchain.toml)" >&2

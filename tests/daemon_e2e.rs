@@ -7,7 +7,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::daemon::{daemon_client, faketime_env, start_daemon, start_daemon_with, stop_daemon};
+use common::daemon::{
+    daemon_client, faketime_env, start_daemon, start_daemon_with, stop_daemon, write_config_on,
+};
 use common::fixture::Fixture;
 use common::front::Front;
 use common::run;
@@ -17,22 +19,6 @@ use pullguard_proto::v1 as pb;
 /// `daemon_extra` into `[daemon]`.
 fn write_config(f: &Fixture, daemon_extra: &str, scope_extra: &str) -> PathBuf {
     write_config_on(f, &f.registry.host, daemon_extra, scope_extra)
-}
-
-/// [`write_config`] for the scope as served by `host` (the registry, or a front before it).
-fn write_config_on(f: &Fixture, host: &str, daemon_extra: &str, scope_extra: &str) -> PathBuf {
-    let socket = f.path("run/pullguard.sock");
-    let config = format!(
-        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{daemon_extra}\n\n\
-         [[scope]]\nname = \"{host}/acme\"\nroot = \"{}\"\n{scope_extra}\n\n\
-         [registries.\"{host}\"]\nplain_http = true\n",
-        socket.display(),
-        f.path("daemon-state").display(),
-        f.path("log/audit.jsonl").display(),
-        f.path("pullguard-repo/metadata/1.root.json").display(),
-    );
-    std::fs::write(f.path("pullguard.toml"), config).expect("config");
-    socket
 }
 
 fn runtime() -> tokio::runtime::Runtime {

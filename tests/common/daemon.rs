@@ -4,6 +4,22 @@ use std::path::{Path, PathBuf};
 
 use super::fixture::Fixture;
 
+/// [`write_config`] for the scope as served by `host` (the registry, or a front before it).
+pub fn write_config_on(f: &Fixture, host: &str, daemon_extra: &str, scope_extra: &str) -> PathBuf {
+    let socket = f.path("run/pullguard.sock");
+    let config = format!(
+        "[daemon]\nsocket = \"{}\"\nstate_dir = \"{}\"\naudit_log = \"{}\"\n{daemon_extra}\n\n\
+         [[scope]]\nname = \"{host}/acme\"\nroot = \"{}\"\n{scope_extra}\n\n\
+         [registries.\"{host}\"]\nplain_http = true\n",
+        socket.display(),
+        f.path("daemon-state").display(),
+        f.path("log/audit.jsonl").display(),
+        f.path("pullguard-repo/metadata/1.root.json").display(),
+    );
+    std::fs::write(f.path("pullguard.toml"), config).expect("config");
+    socket
+}
+
 /// A channel to the daemon at `socket`.
 pub async fn daemon_channel(socket: PathBuf) -> tonic::transport::Channel {
     tonic::transport::Endpoint::from_static("http://daemon.invalid")

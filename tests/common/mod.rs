@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod daemon;
 pub mod fixture;
 pub mod front;

@@ -154,23 +154,20 @@ impl Drop for TestRegistry {
     }
 }
 
-/// Pushes an image made of a config and one layer holding `content`.
+/// Pushes an image made of a config and one layer: a tar holding `content` as one file, so
+/// that a runtime can unpack it.
 pub fn push_image(client: &Registry, repo: &str, tag: &str, content: &str) -> Digest {
+    let layer = tar_of("content.txt", content.as_bytes());
     let config = format!(
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["{}"]}},"config":{{"Labels":{{"test":"{tag}"}}}}}}"#,
-        Digest::sha256_of(content.as_bytes())
+        Digest::sha256_of(&layer)
     );
     client
         .put_blob(repo, config.as_bytes())
         .expect("push config");
-    client
-        .put_blob(repo, content.as_bytes())
-        .expect("push layer");
-    let mut manifest = ImageManifest::artifact(
-        "application/vnd.oci.image.config.v1+json",
-        content.as_bytes(),
-        None,
-    );
+    client.put_blob(repo, &layer).expect("push layer");
+    let mut manifest =
+        ImageManifest::artifact("application/vnd.oci.image.config.v1+json", &layer, None);
     manifest.artifact_type = None;
     manifest.config = Descriptor::new(
         "application/vnd.oci.image.config.v1+json",
@@ -178,11 +175,36 @@ pub fn push_image(client: &Registry, repo: &str, tag: &str, content: &str) -> Di
     );
     manifest.layers = vec![Descriptor::new(
         "application/vnd.oci.image.layer.v1.tar",
-        content.as_bytes(),
+        &layer,
     )];
     let bytes = manifest.to_bytes();
     let (digest, _) = client
         .put_manifest(repo, tag, MEDIA_TYPE_IMAGE_MANIFEST, &bytes)
         .expect("push manifest");
     digest
+}
+
+/// A tar archive (ustar) of one regular file.
+pub fn tar_of(name: &str, content: &[u8]) -> Vec<u8> {
+    fn octal(field: &mut [u8], value: u64) {
+        let text = format!("{value:0width$o}\0", width = field.len() - 1);
+        field.copy_from_slice(text.as_bytes());
+    }
+    let mut header = [0u8; 512];
+    header[..name.len()].copy_from_slice(name.as_bytes());
+    octal(&mut header[100..108], 0o644);
+    octal(&mut header[108..116], 0);
+    octal(&mut header[116..124], 0);
+    octal(&mut header[124..136], content.len() as u64);
+    octal(&mut header[136..148], 0);
+    header[156] = b'0';
+    header[257..263].copy_from_slice(b"ustar\0");
+    header[263..265].copy_from_slice(b"00");
+    header[148..156].fill(b' ');
+    let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    let mut out = header.to_vec();
+    out.extend_from_slice(content);
+    out.resize(out.len().div_ceil(512) * 512 + 1024, 0);
+    out
 }

@@ -1,4 +1,4 @@
-//! `pullguard-hook`: the executable containerd's bindir image verifier runs once per pull, as
+//! `pullguard-hook`: what the executable containerd's bindir image verifier runs once per pull, as
 //! `pullguard-hook -name REF -digest DIGEST -stdin-media-type application/vnd.oci.descriptor.v1+json`
 //! with the descriptor on stdin. It asks the daemon's `Verify` over the daemon's socket and
 //! prints one line, `ADMIT|DENY <reason_code> <message>`; exit 0 admits, anything else
@@ -54,7 +54,9 @@ impl Line {
 /// The longest line printed, in bytes.
 pub const MAX_LINE: usize = 4096;
 
-fn main() -> ExitCode {
+/// The whole hook: the flags from the command line, the descriptor from stdin, one line on
+/// stdout, and the exit status.
+pub fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let line = run(&args);
     let mut stdout = std::io::stdout().lock();
