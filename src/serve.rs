@@ -17,6 +17,7 @@ use pullguard_node::Node;
 use pullguard_plugin::config::Config;
 use pullguard_plugin::verdict::one_line;
 use pullguard_proto::v1::verifier_server::VerifierServer;
+use pullguard_runtime::watch::Watcher;
 
 pub fn serve(config: &Config) -> Result<()> {
     let d = &config.daemon;
@@ -36,7 +37,7 @@ pub fn serve(config: &Config) -> Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(run(&d.socket, d.metrics.as_deref(), Arc::clone(&node)))?;
+    runtime.block_on(run(config, Arc::clone(&node)))?;
     // The node (its HTTP clients and the database) is let go here, off the async runtime.
     drop(runtime);
     drop(node);
@@ -44,7 +45,11 @@ pub fn serve(config: &Config) -> Result<()> {
     Ok(())
 }
 
-async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()> {
+async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
+    let (socket, metrics) = (
+        config.daemon.socket.as_path(),
+        config.daemon.metrics.as_deref(),
+    );
     use tokio::signal::unix::{signal, SignalKind};
     // Signals first: a daemon that cannot be stopped cleanly does not start.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -112,10 +117,26 @@ async fn run(socket: &Path, metrics: Option<&str>, node: Arc<Node>) -> Result<()
             Ok(())
         }
     });
+    let watcher = tokio::spawn({
+        let mut stopped = stopped.clone();
+        let watcher = config.containerd.socket.clone().map(|containerd| {
+            Watcher::new(containerd, &config.containerd.namespaces, Arc::clone(&node))
+        });
+        async move {
+            match watcher {
+                Some(w) => w.run(stopped).await,
+                None => {
+                    let _ = stopped.wait_for(|s| *s).await;
+                }
+            }
+            Ok(())
+        }
+    });
     let exporter = tokio::spawn(serve_metrics(metrics, Arc::clone(&node), stopped));
     let mut tasks = [
         ("the gRPC server", server),
         ("the background refresh", refresher),
+        ("the containerd event watcher", watcher),
         ("the metrics endpoint", exporter),
     ];
     let signalled = async move {

@@ -96,3 +96,77 @@ fn with_the_daemon_down_the_hook_fails_closed_and_pulls_work_once_it_is_back() {
     assert_eq!(out.code, Some(0), "{out}");
     stop_daemon(daemon, &socket);
 }
+
+/// Waits up to 15 s for `done`, saying `what` if it never is.
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "not within 15 s: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Adds the event watcher of `c`'s namespace `k8s.io` to the node's config.
+fn watch_config(f: &Fixture, c: &Containerd) {
+    let path = f.path("pullguard.toml");
+    let config = std::fs::read_to_string(&path).expect("config")
+        + &format!(
+            "\n[containerd]\nsocket = \"{}\"\nnamespaces = [\"k8s.io\"]\n",
+            c.socket.display()
+        );
+    std::fs::write(path, config).expect("config");
+}
+
+#[test]
+fn images_that_bypass_the_hook_are_removed_by_the_watcher_which_follows_containerd_restarts() {
+    let f = Fixture::published();
+    f.registry.push_image("acme/app", "3", "never signed");
+    let socket = node_config(&f);
+    let mut c = containerd(&f, &socket, "");
+    let local = |c: &Containerd, ns: &str, image: &str| {
+        let out = c.ctr_in(ns, &["images", "pull", "--local", "--plain-http", image]);
+        assert_eq!(out.code, Some(0), "{out}");
+    };
+    let (one, unsigned) = (f.image("1"), f.image("3"));
+    // Already there when the daemon starts: the first sweep removes it.
+    local(&c, "k8s.io", &unsigned);
+    assert!(c.images("k8s.io").contains(&unsigned));
+    watch_config(&f, &c);
+    let daemon = start_daemon(&f, &socket);
+    wait_until("the sweep removes the unsigned image", || {
+        !c.images("k8s.io").contains(&unsigned)
+    });
+
+    // Pulled past the hook while the daemon runs: the signed one stays, the unsigned goes.
+    local(&c, "k8s.io", &one);
+    local(&c, "k8s.io", &unsigned);
+    wait_until("the watcher removes the unsigned image", || {
+        !c.images("k8s.io").contains(&unsigned)
+    });
+    assert!(c.images("k8s.io").contains(&one));
+
+    // Imported: an archive made from another namespace, which is not watched.
+    local(&c, "scratch", &unsigned);
+    let archive = c.dir.path().join("unsigned.tar");
+    let archive = archive.to_str().expect("utf-8");
+    let out = c.ctr_in("scratch", &["images", "export", archive, &unsigned]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let out = c.ctr_in("k8s.io", &["images", "import", archive]);
+    assert_eq!(out.code, Some(0), "{out}");
+    wait_until("the watcher removes the imported image", || {
+        !c.images("k8s.io").contains(&unsigned)
+    });
+    assert!(c.images("scratch").contains(&unsigned));
+
+    // containerd restarts under the daemon: the watcher reconnects and goes on.
+    c.restart();
+    local(&c, "k8s.io", &unsigned);
+    wait_until("the reconnected watcher removes the unsigned image", || {
+        !c.images("k8s.io").contains(&unsigned)
+    });
+    assert!(c.images("k8s.io").contains(&one));
+    stop_daemon(daemon, &socket);
+}

@@ -59,6 +59,62 @@ pub struct Config {
     /// Per registry host (`name[:port]`).
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// The containerd event watcher.
+    #[serde(default)]
+    pub containerd: ContainerdConfig,
+    /// The CRI image proxy.
+    #[serde(default)]
+    pub cri: CriConfig,
+}
+
+/// `[containerd]`: the event watcher, which checks images that reached containerd by a path
+/// the hook does not see (`ctr images pull --local`, `ctr images import`, CRI's local-pull
+/// fallback) and, where the verdict denies, removes their image records.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainerdConfig {
+    /// containerd's gRPC socket; absent: no watcher.
+    pub socket: Option<PathBuf>,
+    /// The namespaces watched.
+    pub namespaces: Vec<String>,
+}
+
+impl Default for ContainerdConfig {
+    fn default() -> Self {
+        ContainerdConfig {
+            socket: None,
+            namespaces: vec!["k8s.io".into()],
+        }
+    }
+}
+
+/// `[cri]`: the CRI image proxy (`runtime.v1.ImageService`) for kubelet's
+/// `imageServiceEndpoint`, in front of containerd's or CRI-O's CRI socket.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct CriConfig {
+    /// The proxy's socket; absent: no proxy.
+    pub socket: Option<PathBuf>,
+    /// The runtime's CRI socket (containerd: its main socket; CRI-O: `/var/run/crio/crio.sock`).
+    pub upstream: PathBuf,
+}
+
+impl Default for CriConfig {
+    fn default() -> Self {
+        CriConfig {
+            socket: None,
+            upstream: PathBuf::from("/run/containerd/containerd.sock"),
+        }
+    }
+}
+
+/// Whether `ns` is a containerd namespace name (its own rule: a letter or digit, then
+/// letters, digits, `.`, `_` and `-`, at most 76 characters).
+fn is_namespace(ns: &str) -> bool {
+    let mut chars = ns.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && ns.len() <= 76
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// `[daemon]`: where `pullguard serve` listens and keeps its state.
@@ -292,6 +348,34 @@ impl Config {
             }
             Err(e) => return invalid("daemon.refresh_interval".into(), e),
         }
+        if self.containerd.namespaces.is_empty() {
+            return invalid(
+                "containerd.namespaces".into(),
+                "names no namespace (the default is [\"k8s.io\"])".into(),
+            );
+        }
+        for (i, ns) in self.containerd.namespaces.iter().enumerate() {
+            if !is_namespace(ns) {
+                return invalid(
+                    format!("containerd.namespaces[{i}]"),
+                    format!("`{ns}` is not a containerd namespace name"),
+                );
+            }
+        }
+        if let Some(cri) = &self.cri.socket {
+            if cri == &d.socket {
+                return invalid(
+                    "cri.socket".into(),
+                    "is the daemon's own socket (daemon.socket)".into(),
+                );
+            }
+            if cri == &self.cri.upstream {
+                return invalid(
+                    "cri.upstream".into(),
+                    "is the proxy's own socket: the proxy would ask itself".into(),
+                );
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, s) in self.scopes.iter().enumerate() {
             let key = |k: &str| format!("scope[{i}].{k}");
@@ -418,6 +502,14 @@ source = "https://tuf.example/metadata/"
 [registries."127.0.0.1:5000"]
 plain_http = true
 timeout_secs = 5
+
+[containerd]
+socket = "/run/containerd/containerd.sock"
+namespaces = ["k8s.io", "default"]
+
+[cri]
+socket = "/run/pullguard/cri.sock"
+upstream = "/var/run/crio/crio.sock"
 "#,
             hex = "a".repeat(64),
             root = root.display()
@@ -434,6 +526,15 @@ timeout_secs = 5
             Ok(SourceKind::Http("https://tuf.example/metadata/".into()))
         );
         assert!(c.registries["127.0.0.1:5000"].plain_http);
+        assert_eq!(c.containerd.namespaces, ["k8s.io", "default"]);
+        assert_eq!(
+            c.cri.socket.as_deref(),
+            Some(Path::new("/run/pullguard/cri.sock"))
+        );
+        // Off unless configured.
+        let bare = parse("").expect("valid");
+        assert_eq!((bare.containerd.socket, bare.cri.socket), (None, None));
+        assert_eq!(bare.containerd.namespaces, ["k8s.io"]);
     }
 
     #[test]
@@ -454,6 +555,21 @@ timeout_secs = 5
                 "[daemon]\nverify_deadline = \"0s\"",
                 "daemon.verify_deadline",
             ),
+            ("[containerd]\nnamespaces = []", "containerd.namespaces"),
+            (
+                "[containerd]\nnamespaces = [\"k8s.io\", \"-x\"]",
+                "containerd.namespaces[1]: `-x` is not a containerd namespace name",
+            ),
+            ("[containerd]\nsocket = 1", "invalid type"),
+            (
+                "[cri]\nsocket = \"/run/pullguard/pullguard.sock\"",
+                "cri.socket: is the daemon's own socket",
+            ),
+            (
+                "[cri]\nsocket = \"/run/c.sock\"\nupstream = \"/run/c.sock\"",
+                "cri.upstream: is the proxy's own socket",
+            ),
+            ("[cri]\nupstrem = \"/x\"", "unknown field `upstrem`"),
             (
                 "[daemon]\nrefresh_interval = \"2d\"",
                 "daemon.refresh_interval: must be between 1 s and 1 day",

@@ -115,23 +115,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     result
 }
 
-/// `e` and each of its causes, joined with `: `. A cause whose text the message before it
-/// already ends with is not repeated (many errors both show their cause and return it).
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut last = out.clone();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !last.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        last = text;
-        cause = c.source();
-    }
-    out
-}
+/// `e` and each of its causes on one line (shared with the hook, which links only the
+/// generated client).
+pub use pullguard_proto::client::error_chain;
 
 /// `now + d`, or a time far enough ahead to mean "no limit" when `d` would overflow the
 /// clock (a timeout taken from a config file or a server's answer can be any number).

@@ -16,9 +16,15 @@ pub async fn connect(
     socket: &Path,
     timeout: Duration,
 ) -> Result<VerifierClient<Channel>, tonic::transport::Error> {
+    Ok(VerifierClient::new(channel(socket, timeout).await?))
+}
+
+/// A gRPC channel to the server on the Unix socket `socket` (the daemon's, or a runtime's),
+/// connected within `timeout`.
+pub async fn channel(socket: &Path, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
     let path: PathBuf = socket.to_path_buf();
     // The URI is never resolved: every connection goes to the socket.
-    let channel = Endpoint::from_static("http://pullguard.invalid")
+    Endpoint::from_static("http://pullguard.invalid")
         .connect_timeout(timeout)
         .connect_with_connector(tower::service_fn(move |_: Uri| {
             let path = path.clone();
@@ -27,6 +33,23 @@ pub async fn connect(
                 Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
             }
         }))
-        .await?;
-    Ok(VerifierClient::new(channel))
+        .await
+}
+
+/// `e` and each of its causes, joined with `: `. A cause whose text the message before it
+/// already ends with is not repeated (many errors both show their cause and return it).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut last = out.clone();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !last.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        last = text;
+        cause = c.source();
+    }
+    out
 }

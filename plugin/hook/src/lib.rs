@@ -115,7 +115,7 @@ fn ask(socket: &std::path::Path, deadline: Duration, request: Request) -> Line {
         let asked = tokio::time::timeout(deadline, async {
             let mut client = pullguard_proto::client::connect(socket, deadline)
                 .await
-                .map_err(|e| unreachable(error_chain(&e)))?;
+                .map_err(|e| unreachable(pullguard_proto::client::error_chain(&e)))?;
             client
                 .verify(pb::VerifyRequest {
                     reference: request.name,
@@ -161,20 +161,6 @@ fn line_of(v: &pb::Verdict) -> Line {
         reason: reason_code(v.reason),
         message: v.message.clone(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

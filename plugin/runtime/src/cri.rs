@@ -1,0 +1,1 @@
+//! The CRI image proxy (placeholder until the next commit).
