@@ -10,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
+use k8s_cri::v1::image_service_server::ImageServiceServer;
 use pullguard_cache::Store;
 use pullguard_node::audit::AuditLog;
 use pullguard_node::service::VerifierService;
@@ -17,6 +18,8 @@ use pullguard_node::Node;
 use pullguard_plugin::config::Config;
 use pullguard_plugin::verdict::one_line;
 use pullguard_proto::v1::verifier_server::VerifierServer;
+use pullguard_runtime::cri::{ContainerdTags, ImageProxy, RegistryResolver};
+use pullguard_runtime::ticket::{Ticketed, Tickets};
 use pullguard_runtime::watch::Watcher;
 
 pub fn serve(config: &Config) -> Result<()> {
@@ -85,7 +88,23 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
         ),
         None => None,
     };
+    // What the socket, the watcher and the CRI proxy ask: the node, with the proxy's pull
+    // tickets (see pullguard_runtime::ticket).
+    let tickets = Arc::new(Tickets::default());
+    let asked = Arc::new(Ticketed::new(Arc::clone(&node), Arc::clone(&tickets)));
     let (listener, ours) = bind(socket).await?;
+    let (cri_listener, cri_ours) = match &config.cri.socket {
+        Some(path) => {
+            let (listener, ours) = bind(path).await.context("cri.socket")?;
+            eprintln!(
+                "pullguard: CRI image proxy on {} for {}",
+                path.display(),
+                config.cri.upstream.display()
+            );
+            (Some(listener), Some((path.as_path(), ours)))
+        }
+        None => (None, None),
+    };
     eprintln!("pullguard: serving on {}", socket.display());
     let incoming = tokio_stream::wrappers::UnixListenerStream::new(listener);
     // One shutdown signal for every task.
@@ -94,11 +113,11 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
     // it serves, NOT_SERVING once it is stopping.
     let (mut health, health_service) = tonic_health::server::health_reporter();
     health
-        .set_serving::<VerifierServer<VerifierService<Node>>>()
+        .set_serving::<VerifierServer<VerifierService<Ticketed<Node>>>>()
         .await;
     let server = tokio::spawn({
         let mut stopped = stopped.clone();
-        let service = VerifierServer::new(VerifierService::new(Arc::clone(&node)));
+        let service = VerifierServer::new(VerifierService::new(Arc::clone(&asked)));
         async move {
             tonic::transport::Server::builder()
                 .add_service(health_service)
@@ -120,7 +139,12 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
     let watcher = tokio::spawn({
         let mut stopped = stopped.clone();
         let watcher = config.containerd.socket.clone().map(|containerd| {
-            Watcher::new(containerd, &config.containerd.namespaces, Arc::clone(&node))
+            Watcher::new(
+                containerd,
+                &config.containerd.namespaces,
+                Arc::clone(&asked),
+                Arc::clone(&tickets),
+            )
         });
         async move {
             match watcher {
@@ -132,11 +156,34 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
             Ok(())
         }
     });
+    let proxy = tokio::spawn({
+        let mut stopped = stopped.clone();
+        let served = cri_listener.map(|l| (l, image_proxy(config, Arc::clone(&asked), tickets)));
+        async move {
+            match served {
+                Some((listener, proxy)) => tonic::transport::Server::builder()
+                    .add_service(ImageServiceServer::new(proxy))
+                    .serve_with_incoming_shutdown(
+                        tokio_stream::wrappers::UnixListenerStream::new(listener),
+                        async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        },
+                    )
+                    .await
+                    .context("serving the CRI image proxy"),
+                None => {
+                    let _ = stopped.wait_for(|s| *s).await;
+                    Ok(())
+                }
+            }
+        }
+    });
     let exporter = tokio::spawn(serve_metrics(metrics, Arc::clone(&node), stopped));
     let mut tasks = [
         ("the gRPC server", server),
         ("the background refresh", refresher),
         ("the containerd event watcher", watcher),
+        ("the CRI image proxy", proxy),
         ("the metrics endpoint", exporter),
     ];
     let signalled = async move {
@@ -147,7 +194,7 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
     };
     let ended = first_to_end(signalled, &mut tasks).await;
     health
-        .set_not_serving::<VerifierServer<VerifierService<Node>>>()
+        .set_not_serving::<VerifierServer<VerifierService<Ticketed<Node>>>>()
         .await;
     let _ = stop.send(true);
     if ended.is_none() {
@@ -156,14 +203,31 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
             let _ = task.await;
         }
     }
-    // Only our own socket is removed (another daemon may have replaced it).
-    if std::fs::symlink_metadata(socket).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
-        let _ = std::fs::remove_file(socket);
+    // Only our own sockets are removed (another daemon may have replaced them).
+    for (path, ours) in std::iter::once((socket, ours)).chain(cri_ours) {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == ours) {
+            let _ = std::fs::remove_file(path);
+        }
     }
     match ended {
         None => Ok(()),
         Some(e) => Err(e),
     }
+}
+
+/// The CRI image proxy before `config.cri.upstream`, asking `node`, which honours `tickets`.
+/// When the upstream is the containerd the watcher watches, pulled images are tagged there.
+fn image_proxy(
+    config: &Config,
+    node: Arc<Ticketed<Node>>,
+    tickets: Arc<Tickets>,
+) -> ImageProxy<Ticketed<Node>> {
+    let timeout = std::time::Duration::from_secs(5);
+    let upstream = pullguard_proto::client::lazy_channel(&config.cri.upstream, timeout);
+    let tags = (config.containerd.socket.as_ref() == Some(&config.cri.upstream))
+        .then(|| ContainerdTags::new(upstream.clone()));
+    let resolver = Arc::new(RegistryResolver::new(config.clone()));
+    ImageProxy::new(node, upstream, resolver, tickets, tags)
 }
 
 /// Waits for `signalled` (`None`: a clean stop) or for the first of `tasks` to end, which

@@ -1,6 +1,7 @@
 //! pullguard on a node with a real containerd 2.1 (the newer Debian suite's package, unpacked
 //! by the setup), a real registry (Debian `docker-registry`) and a real `pullguard serve`:
-//! pulls through containerd's bindir verifier hook.
+//! pulls through containerd's bindir verifier hook, the event watcher, and the CRI image
+//! proxy (a CRI client in the test, as kubelet would be).
 
 mod common;
 
@@ -10,6 +11,8 @@ use common::containerd::{Containerd, Options};
 use common::daemon::{faketime_env, start_daemon, start_daemon_with, stop_daemon, write_config_on};
 use common::fixture::Fixture;
 use common::RunOutput;
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::image_service_client::ImageServiceClient;
 
 /// The node's config for the fixture's scope; returns the daemon's socket.
 fn node_config(f: &Fixture) -> PathBuf {
@@ -169,4 +172,210 @@ fn images_that_bypass_the_hook_are_removed_by_the_watcher_which_follows_containe
     });
     assert!(c.images("k8s.io").contains(&one));
     stop_daemon(daemon, &socket);
+}
+
+/// A CRI image client of the server on `socket` (containerd's, or the proxy's), on the
+/// runtime that uses it.
+async fn cri_client(socket: &Path) -> ImageServiceClient<tonic::transport::Channel> {
+    let channel = pullguard_proto::client::channel(socket, std::time::Duration::from_secs(5))
+        .await
+        .expect("connect to the CRI socket");
+    ImageServiceClient::new(channel)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+/// CRI `PullImage` of `image` at `socket`: the image ref, or the error.
+fn cri_pull(socket: &Path, image: &str) -> Result<String, Box<tonic::Status>> {
+    runtime().block_on(async {
+        cri_client(socket)
+            .await
+            .pull_image(cri::PullImageRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                auth: None,
+                sandbox_config: None,
+            })
+            .await
+            .map(|r| r.into_inner().image_ref)
+            .map_err(Box::new)
+    })
+}
+
+/// CRI `ImageStatus` of `image` at `socket`: its repo digests when present.
+fn cri_status(socket: &Path, image: &str) -> Option<Vec<String>> {
+    runtime().block_on(async {
+        cri_client(socket)
+            .await
+            .image_status(cri::ImageStatusRequest {
+                image: Some(cri::ImageSpec {
+                    image: image.to_string(),
+                    ..Default::default()
+                }),
+                verbose: false,
+            })
+            .await
+            .expect("ImageStatus")
+            .into_inner()
+            .image
+            .map(|i| i.repo_digests)
+    })
+}
+
+#[test]
+fn a_cri_pull_straight_to_containerd_goes_through_the_hook_unless_a_mirror_makes_it_pull_locally() {
+    let f = Fixture::published();
+    f.registry.push_image("acme/app", "3", "never signed");
+    let socket = node_config(&f);
+    let daemon = start_daemon(&f, &socket);
+    let c = containerd(&f, &socket, "");
+    let admitted = cri_pull(&c.socket, &f.image("1")).expect("signed image pulled");
+    assert!(admitted.starts_with("sha256:"), "{admitted}");
+    let denied = cri_pull(&c.socket, &f.image("3")).expect_err("unsigned image refused");
+    assert!(
+        denied.message().contains("DENY unknown_target"),
+        "{denied:?}"
+    );
+    drop(c);
+
+    // A registry mirror in CRI's config: containerd silently pulls past the hook.
+    let mirror = format!(
+        "  [plugins.\"io.containerd.cri.v1.images\".registry.mirrors.\"{0}\"]\n    endpoint = [\"http://{0}\"]\n",
+        f.registry.host
+    );
+    let c = containerd(&f, &socket, &mirror);
+    cri_pull(&c.socket, &f.image("3")).expect("pulled without the hook");
+    assert!(
+        c.log().contains("Falling back to local image pull mode"),
+        "{}",
+        c.log()
+    );
+    stop_daemon(daemon, &socket);
+}
+
+#[test]
+fn the_cri_proxy_pulls_exactly_the_verified_digest_and_hides_unverified_images() {
+    let f = Fixture::published();
+    f.registry.push_image("acme/app", "3", "never signed");
+    let socket = node_config(&f);
+    let c = containerd(&f, &socket, "");
+    let proxy = f.path("run/cri.sock");
+    let path = f.path("pullguard.toml");
+    let config = std::fs::read_to_string(&path).expect("config")
+        + &format!(
+            "\n[cri]\nsocket = \"{}\"\nupstream = \"{}\"\n",
+            proxy.display(),
+            c.socket.display()
+        );
+    std::fs::write(path, config).expect("config");
+
+    // Daemon down: the proxy is down with it, and the hook refuses a pull sent straight on.
+    assert!(cri_client_fails(&proxy));
+    let daemon = start_daemon(&f, &socket);
+
+    let one = f.app_digest("1").to_string();
+    let image_ref = cri_pull(&proxy, &f.image("1")).expect("signed image pulled");
+    assert!(image_ref.starts_with("sha256:"), "{image_ref}");
+    // Pulled by digest: the record is repository@digest, of the verified digest.
+    // containerd asked the hook about the digest-only name, which the daemon answered as
+    // the tag the proxy checked.
+    let pinned = format!("{}/acme/app@{one}", f.registry.host);
+    let records = c.images("k8s.io");
+    assert!(records.contains(&pinned), "{records:?}");
+    assert!(!records.contains(&f.image("1")), "{records:?}");
+    // Trusted metadata lists app:1, not the digest alone as a pin: asked by that name, the
+    // proxy reports the image absent (containerd has it).
+    assert_eq!(cri_status(&proxy, &pinned), None);
+    assert_eq!(cri_status(&c.socket, &pinned), Some(vec![pinned.clone()]));
+
+    let denied = cri_pull(&proxy, &f.image("3")).expect_err("refused");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(
+        denied
+            .message()
+            .starts_with("pullguard: DENY unknown_target "),
+        "{denied:?}"
+    );
+    let missing = cri_pull(&proxy, &f.image("nope")).expect_err("refused");
+    assert!(
+        missing.message().contains("does not exist in the registry"),
+        "{missing:?}"
+    );
+    // Substitution: tag 2 now points at image one's manifest; the proxy refuses the tag.
+    f.registry.push_image("acme/app", "2", "image one");
+    let denied = cri_pull(&proxy, &f.image("2")).expect_err("refused");
+    assert!(
+        denied.message().contains("DENY digest_mismatch"),
+        "{denied:?}"
+    );
+
+    // An image put in past every check is there for containerd, absent for kubelet.
+    let out = c.ctr_in(
+        "k8s.io",
+        &["images", "pull", "--local", "--plain-http", &f.image("3")],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(cri_status(&c.socket, &f.image("3")).is_some());
+    assert_eq!(cri_status(&proxy, &f.image("3")), None);
+    assert!(
+        cri_status(&proxy, &f.image("1")).is_none(),
+        "no tag record was made"
+    );
+    // Malformed requests are refused, upstream untouched.
+    let bad = cri_pull(&proxy, "Not A Reference").expect_err("refused");
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument, "{bad:?}");
+    stop_daemon(daemon, &socket);
+    assert!(!proxy.exists(), "the daemon removes its CRI socket");
+
+    // With the watcher on the same containerd: the proxy tags what it pulled, so kubelet
+    // finds it by its tag, and the watcher keeps every record of it while removing the
+    // unverified image.
+    watch_config(&f, &c);
+    let daemon = start_daemon(&f, &socket);
+    wait_until("the sweep removes the unverified image", || {
+        !c.images("k8s.io").contains(&f.image("3"))
+    });
+    f.registry.push_image("acme/app", "2", "image two");
+    let two = f.app_digest("2").to_string();
+    let image_ref = cri_pull(&proxy, &f.image("2")).expect("signed image pulled");
+    let pinned = format!("{}/acme/app@{two}", f.registry.host);
+    assert_eq!(
+        cri_status(&proxy, &f.image("2")),
+        Some(vec![pinned.clone()])
+    );
+    // Now tagged, the digest-only name and the image ID are admitted through the tag.
+    assert_eq!(cri_status(&proxy, &pinned), Some(vec![pinned.clone()]));
+    assert_eq!(cri_status(&proxy, &image_ref), Some(vec![pinned.clone()]));
+    // Events are handled in order: once a later unverified image is removed, the records
+    // of the proxy's pull have been checked.
+    let out = c.ctr_in(
+        "k8s.io",
+        &["images", "pull", "--local", "--plain-http", &f.image("3")],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    wait_until("the watcher removes the unverified image", || {
+        !c.images("k8s.io").contains(&f.image("3"))
+    });
+    let records = c.images("k8s.io");
+    for kept in [&pinned, &f.image("2"), &image_ref] {
+        assert!(records.contains(kept), "{kept} in {records:?}");
+    }
+    stop_daemon(daemon, &socket);
+}
+
+/// Whether a CRI client cannot reach `socket`.
+fn cri_client_fails(socket: &Path) -> bool {
+    runtime()
+        .block_on(pullguard_proto::client::channel(
+            socket,
+            std::time::Duration::from_secs(1),
+        ))
+        .is_err()
 }

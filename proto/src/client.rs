@@ -22,18 +22,46 @@ pub async fn connect(
 /// A gRPC channel to the server on the Unix socket `socket` (the daemon's, or a runtime's),
 /// connected within `timeout`.
 pub async fn channel(socket: &Path, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    let path: PathBuf = socket.to_path_buf();
-    // The URI is never resolved: every connection goes to the socket.
-    Endpoint::from_static("http://pullguard.invalid")
-        .connect_timeout(timeout)
-        .connect_with_connector(tower::service_fn(move |_: Uri| {
-            let path = path.clone();
-            async move {
-                let stream = tokio::net::UnixStream::connect(path).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-            }
-        }))
+    endpoint(timeout)
+        .connect_with_connector(UnixConnector(socket.to_path_buf()))
         .await
+}
+
+/// [`channel`], connected when first used (and again whenever the connection is lost).
+pub fn lazy_channel(socket: &Path, timeout: Duration) -> Channel {
+    endpoint(timeout).connect_with_connector_lazy(UnixConnector(socket.to_path_buf()))
+}
+
+fn endpoint(timeout: Duration) -> Endpoint {
+    // The URI is never resolved: every connection goes to the socket.
+    Endpoint::from_static("http://pullguard.invalid").connect_timeout(timeout)
+}
+
+/// Connects every "URI" to one Unix socket.
+#[derive(Clone)]
+struct UnixConnector(PathBuf);
+
+impl tower::Service<Uri> for UnixConnector {
+    type Response = hyper_util::rt::TokioIo<tokio::net::UnixStream>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Uri) -> Self::Future {
+        let path = self.0.clone();
+        Box::pin(async move {
+            let stream = tokio::net::UnixStream::connect(path).await?;
+            Ok(hyper_util::rt::TokioIo::new(stream))
+        })
+    }
 }
 
 /// `e` and each of its causes, joined with `: `. A cause whose text the message before it

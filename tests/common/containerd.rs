@@ -47,7 +47,9 @@ pub struct Options {
     pub registry: String,
     /// The daemon's socket, given to the hook as `PULLGUARD_SOCKET`.
     pub pullguard_socket: PathBuf,
-    /// TOML added to the CRI images plugin's table (e.g. a registry mirror).
+    /// TOML added to the CRI images plugin's table. One that configures the registry
+    /// (`mirrors`, which containerd refuses beside `config_path`) replaces the hosts
+    /// directory.
     pub cri_images_extra: String,
 }
 
@@ -205,6 +207,13 @@ impl Drop for Containerd {
 /// the bindir verifier on `d/verifiers`; hosts from `d/certs.d`.
 fn config_text(d: &Path, options: &Options) -> String {
     let d = d.display();
+    let hosts = if options.cri_images_extra.contains(".registry") {
+        String::new()
+    } else {
+        format!(
+            "  [plugins.\"io.containerd.cri.v1.images\".registry]\n    config_path = \"{d}/certs.d\"\n"
+        )
+    };
     format!(
         r#"version = 3
 root = "{d}/root"
@@ -232,9 +241,7 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "native"
 {extra}
-  [plugins."io.containerd.cri.v1.images".registry]
-    config_path = "{d}/certs.d"
-"#,
+{hosts}"#,
         extra = options.cri_images_extra
     )
 }

@@ -5,4 +5,5 @@
 
 pub mod cri;
 pub mod reference;
+pub mod ticket;
 pub mod watch;

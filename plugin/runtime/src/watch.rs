@@ -24,6 +24,7 @@ use pullguard_plugin::verdict::one_line;
 use tonic::transport::Channel;
 
 use crate::reference::{classify, ImageName};
+use crate::ticket::Tickets;
 
 /// The longest wait between two attempts to reach containerd.
 const RETRY_MAX: Duration = Duration::from_secs(30);
@@ -77,7 +78,8 @@ async fn verify<V: Verify>(
         })
 }
 
-fn namespaced<T>(message: T, namespace: &str) -> tonic::Request<T> {
+/// `message` for containerd namespace `namespace`.
+pub(crate) fn namespaced<T>(message: T, namespace: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
     if let Ok(value) = namespace.parse() {
         request.metadata_mut().insert("containerd-namespace", value);
@@ -94,14 +96,23 @@ pub struct Watcher<V> {
     socket: PathBuf,
     namespaces: BTreeSet<String>,
     node: Arc<V>,
+    tickets: Arc<Tickets>,
 }
 
 impl<V: Verify> Watcher<V> {
-    pub fn new(socket: PathBuf, namespaces: &[String], node: Arc<V>) -> Self {
+    /// A watcher asking `node`; `tickets` are the CRI proxy's, whose pulls make image ID
+    /// records before any tagged one.
+    pub fn new(
+        socket: PathBuf,
+        namespaces: &[String],
+        node: Arc<V>,
+        tickets: Arc<Tickets>,
+    ) -> Self {
         Watcher {
             socket,
             namespaces: namespaces.iter().cloned().collect(),
             node,
+            tickets,
         }
     }
 
@@ -284,18 +295,24 @@ impl<V: Verify> Watcher<V> {
                 )
                 .await;
         };
-        match classify(&name) {
+        // A tagged name stands or falls by itself. A digest-only name, which trusted
+        // metadata lists only as a signed pin, and an ID record, which names nothing, are
+        // kept while a tagged record of the same digest is admitted (a CRI pull makes all
+        // three).
+        let denial = match classify(&name) {
             None => {
-                self.remove(
-                    images,
-                    ns,
-                    image,
-                    "invalid_request",
-                    format!("`{name}` is neither an image reference nor an image ID"),
-                )
-                .await
+                return self
+                    .remove(
+                        images,
+                        ns,
+                        image,
+                        "invalid_request",
+                        format!("`{name}` is neither an image reference nor an image ID"),
+                    )
+                    .await
             }
             Some(ImageName::Reference(reference)) => {
+                let tagged = is_tagged(&reference);
                 let answer = verify(
                     &self.node,
                     reference,
@@ -306,51 +323,43 @@ impl<V: Verify> Watcher<V> {
                 if answer.verdict.admitted {
                     return Ok(Outcome::Kept { name });
                 }
-                self.remove(
-                    images,
-                    ns,
-                    image,
-                    answer.verdict.reason.as_str(),
-                    answer.verdict.message,
-                )
-                .await
-            }
-            Some(ImageName::Id(_)) => {
-                for sibling in all.iter().filter(|i| {
-                    i.name != name
-                        && i.target.as_ref().is_some_and(|t| t.digest == target.digest)
-                        && matches!(classify(&i.name), Some(ImageName::Reference(_)))
-                }) {
-                    let Some(Ok(reference)) = classify(&sibling.name).map(|n| match n {
-                        ImageName::Reference(r) => Ok(r),
-                        ImageName::Id(_) => Err(()),
-                    }) else {
-                        continue;
-                    };
-                    let answer = verify(
-                        &self.node,
-                        reference,
-                        target.digest.clone(),
-                        descriptor_json(target),
-                    )
-                    .await?;
-                    if answer.verdict.admitted {
-                        return Ok(Outcome::Kept { name });
-                    }
+                let denial = (answer.verdict.reason.as_str(), answer.verdict.message);
+                if tagged {
+                    return self.remove(images, ns, image, denial.0, denial.1).await;
                 }
-                self.remove(
-                    images,
-                    ns,
-                    image,
-                    "not_signed",
-                    format!(
-                        "no image record of {} is admitted, so its ID record is not either",
-                        target.digest
-                    ),
-                )
-                .await
+                denial
+            }
+            Some(ImageName::Id(_)) => (
+                "not_signed",
+                format!(
+                    "no tagged image record of {} is admitted, so its ID record is not either",
+                    target.digest
+                ),
+            ),
+        };
+        let siblings = all.iter().filter_map(|i| {
+            let same =
+                i.name != name && i.target.as_ref().is_some_and(|t| t.digest == target.digest);
+            match classify(&i.name) {
+                Some(ImageName::Reference(r)) if same && is_tagged(&r) => Some(r),
+                _ => None,
+            }
+        });
+        // A CRI proxy pull under way makes the records before its tag.
+        let siblings = siblings.chain(self.tickets.tagged_for_digest(&target.digest));
+        for reference in siblings {
+            let answer = verify(
+                &self.node,
+                reference,
+                target.digest.clone(),
+                descriptor_json(target),
+            )
+            .await?;
+            if answer.verdict.admitted {
+                return Ok(Outcome::Kept { name });
             }
         }
+        self.remove(images, ns, image, denial.0, denial.1).await
     }
 
     /// Removes `image`'s record, unless it has meanwhile been pointed at another digest.
@@ -387,6 +396,13 @@ impl<T> Drop for Aborting<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// Whether a (normalised) reference names a tag.
+fn is_tagged(reference: &str) -> bool {
+    reference
+        .parse::<pullguard_plugin::registry::ImageRef>()
+        .is_ok_and(|r| r.tag().is_some())
 }
 
 struct WatchOutcome {
