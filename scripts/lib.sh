@@ -82,3 +82,26 @@ root = "$work/pullguard-repo/metadata/1.root.json"
 plain_http = true
 TOML
 }
+# The scope $host/acme published with the images given signed by its `team` role (keys
+# and ./pullguard-repo in the current directory). Needs $PULLGUARD_CONFIG set.
+publish_scope() { # image...
+  local k image
+  for k in root targets snapshot timestamp team; do "$pullguard" key generate "$k.key" >/dev/null; done
+  "$pullguard" repo init --scope "$host/acme" --root-key root.key --targets-key targets.key \
+    --snapshot-key snapshot.key --timestamp-key timestamp.key >/dev/null
+  "$pullguard" repo delegate --role team --paths 'app:*' 'app@*' --key team.key.pub --signing-key targets.key >/dev/null
+  for image in "$@"; do "$pullguard" sign "$image" --key team.key >/dev/null; done
+  "$pullguard" repo snapshot --key snapshot.key >/dev/null
+  "$pullguard" repo timestamp --key timestamp.key >/dev/null
+  "$pullguard" repo publish >/dev/null
+}
+# `pullguard serve` in the background with the config in $PULLGUARD_CONFIG, once `socket`
+# is there; stopped on exit.
+serve_daemon() { # socket
+  "$pullguard" serve 2>>daemon.log &
+  local pid=$!
+  on_exit "kill -TERM $pid && wait $pid"
+  local _
+  for _ in $(seq 200); do [[ -S $1 ]] && return 0; sleep 0.05; done
+  echo "the daemon did not start:" >&2; cat daemon.log >&2; return 1
+}

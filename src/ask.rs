@@ -196,7 +196,7 @@ pub fn refresh(a: RefreshArgs, config: &dyn Fn() -> Result<Config>) -> Result<Ex
 }
 
 /// Status, or a refresh of `refresh` (empty: every scope) when given.
-fn ask_status(path: &Path, refresh: Option<String>) -> Result<pb::StatusResponse> {
+pub(crate) fn ask_status(path: &Path, refresh: Option<String>) -> Result<pb::StatusResponse> {
     runtime()?.block_on(async {
         let mut client = connect(path, CONNECT_TIMEOUT).await?;
         let answer = match refresh {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod ask;
+mod doctor;
 mod exit;
 mod publisher;
 mod tuf_client;
@@ -54,6 +55,9 @@ enum Command {
     /// The node daemon: answers verifications on its Unix socket (`[daemon]` in the
     /// config) until SIGTERM or SIGINT.
     Serve,
+    /// Check that this node sends every image through pullguard, one line per check, and
+    /// say what to fix (exit 1 when a check fails).
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Runs a command; a denial or bad input is already reported when it returns.
@@ -70,6 +74,7 @@ fn run(command: Command, config_path: Option<&std::path::Path>) -> anyhow::Resul
         Command::Verify(a) => verifier::verify(a, &config),
         Command::Status(a) => ask::status(a, &config),
         Command::Refresh(a) => ask::refresh(a, &config),
+        Command::Doctor(a) => doctor::doctor(a, &config),
         Command::Bundle(c) => verifier::bundle(c, &config).map(Exit::from),
         Command::TufClient(a) => tuf_client::run(a).map(|()| Exit::Admitted),
         Command::Serve => {

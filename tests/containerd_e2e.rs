@@ -243,6 +243,17 @@ fn a_cri_pull_straight_to_containerd_goes_through_the_hook_unless_a_mirror_makes
         denied.message().contains("DENY unknown_target"),
         "{denied:?}"
     );
+    let good = doctor(&f, &c);
+    assert_eq!(good.code, Some(0), "{good}");
+    for line in [
+        "ok   daemon: answering on",
+        "ok   containerd version: 2.1",
+        "ok   containerd hook: ",
+        "ok   containerd CRI pulls: through the transfer service and the hook",
+    ] {
+        assert!(good.stdout.contains(line), "`{line}` in\n{good}");
+    }
+    eprintln!("doctor on a good node:\n{}", good.stdout);
     drop(c);
 
     // A registry mirror in CRI's config: containerd silently pulls past the hook.
@@ -257,7 +268,42 @@ fn a_cri_pull_straight_to_containerd_goes_through_the_hook_unless_a_mirror_makes
         "{}",
         c.log()
     );
+    let bad = doctor(&f, &c);
+    assert_eq!(bad.code, Some(1), "{bad}");
+    assert!(
+        bad.stdout.contains(
+            "FAIL containerd CRI pulls: plugins.\"io.containerd.cri.v1.images\".registry.mirrors is set"
+        ),
+        "{bad}"
+    );
+    // The hook gone from bin_dir: containerd would admit everything.
+    std::fs::remove_file(c.bin_dir.join("pullguard-hook")).expect("remove the hook");
     stop_daemon(daemon, &socket);
+    let worse = doctor(&f, &c);
+    for line in [
+        "FAIL containerd hook: bin_dir",
+        "FAIL daemon: ",
+        "FAIL daemon socket: ",
+    ] {
+        assert!(worse.stdout.contains(line), "`{line}` in\n{worse}");
+    }
+    eprintln!("doctor on a misconfigured node:\n{}", worse.stdout);
+}
+
+/// `pullguard doctor` about `c` and the fixture's node config (no kubelet, no CRI-O).
+fn doctor(f: &Fixture, c: &Containerd) -> RunOutput {
+    let (containerd, _) = common::containerd::binaries();
+    f.pg(&[
+        "doctor",
+        "--containerd",
+        containerd.to_str().expect("utf-8"),
+        "--containerd-config",
+        c.config.to_str().expect("utf-8"),
+        "--kubelet-config",
+        f.path("no-kubelet.yaml").to_str().expect("utf-8"),
+        "--crio-socket",
+        f.path("no-crio.sock").to_str().expect("utf-8"),
+    ])
 }
 
 #[test]
@@ -378,4 +424,70 @@ fn cri_client_fails(socket: &Path) -> bool {
             std::time::Duration::from_secs(1),
         ))
         .is_err()
+}
+
+/// The CRI proxy's cost per `PullImage` of an image already present and verified, against
+/// containerd's CRI directly: 100 of each, interleaved, on connections kept open (as
+/// kubelet keeps its own). A measurement: run with
+/// `cargo test --release --test containerd_e2e cri_proxy_latency -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement, not a test; see the README's figures"]
+fn cri_proxy_latency() {
+    let f = Fixture::published();
+    let socket = node_config(&f);
+    let c = containerd(&f, &socket, "");
+    let proxy = f.path("run/cri.sock");
+    let path = f.path("pullguard.toml");
+    let config = std::fs::read_to_string(&path).expect("config")
+        + &format!(
+            "\n[cri]\nsocket = \"{}\"\nupstream = \"{}\"\n",
+            proxy.display(),
+            c.socket.display()
+        );
+    std::fs::write(path, config).expect("config");
+    let daemon = start_daemon(&f, &socket);
+    let request = || cri::PullImageRequest {
+        image: Some(cri::ImageSpec {
+            image: f.image("1"),
+            ..Default::default()
+        }),
+        auth: None,
+        sandbox_config: None,
+    };
+    let (mut via_proxy, mut direct) = (Vec::new(), Vec::new());
+    runtime().block_on(async {
+        let mut p = cri_client(&proxy).await;
+        let mut d = cri_client(&c.socket).await;
+        // Present and verified before the clock starts.
+        p.pull_image(request())
+            .await
+            .expect("pull through the proxy");
+        d.pull_image(request()).await.expect("pull directly");
+        for _ in 0..100 {
+            let t = std::time::Instant::now();
+            p.pull_image(request())
+                .await
+                .expect("pull through the proxy");
+            via_proxy.push(t.elapsed());
+            let t = std::time::Instant::now();
+            d.pull_image(request()).await.expect("pull directly");
+            direct.push(t.elapsed());
+        }
+    });
+    let stats = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        (v[v.len() / 2], v[v.len() * 99 / 100])
+    };
+    let (pm, p99) = stats(&mut via_proxy);
+    let (dm, d99) = stats(&mut direct);
+    println!(
+        "PullImage of a present, verified image, 100 each: through the proxy median {:.2} ms, p99 {:.2} ms; \
+         containerd directly median {:.2} ms, p99 {:.2} ms; added median {:.2} ms",
+        pm.as_secs_f64() * 1e3,
+        p99.as_secs_f64() * 1e3,
+        dm.as_secs_f64() * 1e3,
+        d99.as_secs_f64() * 1e3,
+        (pm.as_secs_f64() - dm.as_secs_f64()) * 1e3
+    );
+    stop_daemon(daemon, &socket);
 }

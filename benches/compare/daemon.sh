@@ -26,22 +26,12 @@ digest=sha256:$(sha256sum manifest.json | cut -d' ' -f1)
 image=$host/acme/app@$digest
 node_config "$work/pullguard.sock" "$work/state" > pullguard.toml
 export PULLGUARD_CONFIG=$work/pullguard.toml
-for k in root targets snapshot timestamp team; do pg key generate "$k.key" >/dev/null; done
-pg repo init --scope "$host/acme" --root-key root.key --targets-key targets.key \
-  --snapshot-key snapshot.key --timestamp-key timestamp.key >/dev/null
-pg repo delegate --role team --paths 'app:*' 'app@*' --key team.key.pub --signing-key targets.key >/dev/null
-pg sign "$image" --key team.key >/dev/null
-pg repo snapshot --key snapshot.key >/dev/null
-pg repo timestamp --key timestamp.key >/dev/null
-pg repo publish >/dev/null
+publish_scope "$image"
 export COSIGN_PASSWORD=pw HOME=$work
 "$cosign" generate-key-pair >/dev/null 2>&1
 "$cosign" sign --key cosign.key --tlog-upload=false --allow-http-registry --yes "$image" >/dev/null 2>&1
 
-"$pullguard" serve 2>>daemon.log &
-daemon_pid=$!
-on_exit "kill -TERM $daemon_pid && wait $daemon_pid"
-for _ in $(seq 200); do [[ -S pullguard.sock ]] && break; sleep 0.05; done
+serve_daemon pullguard.sock
 pg verify "$image"      # the first answer fills the cache
 pg verify "$image"      # from the cache
 "$cosign" verify --key cosign.pub --insecure-ignore-tlog=true --allow-http-registry "$image" >/dev/null 2>&1 \
