@@ -29,6 +29,22 @@ fn containerd(f: &Fixture, socket: &Path, cri_images_extra: &str) -> Containerd 
     })
 }
 
+/// Rollback: a newer timestamp is published and seen by the daemon at `socket`, then the
+/// registry replays the older one and the daemon's refresh refuses it. Returns the newer,
+/// to put back.
+fn replay_old_timestamp(f: &Fixture, socket: &Path) -> pullguard_plugin::registry::Digest {
+    let old_timestamp = f.trust_tag("timestamp");
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    f.ok(&["repo", "publish"]);
+    let socket_arg = socket.to_str().expect("utf-8");
+    f.ok(&["refresh", "--socket", socket_arg]);
+    let current = f.trust_tag("timestamp");
+    f.retag_trust("timestamp", &old_timestamp);
+    let refused = f.pg(&["refresh", "--socket", socket_arg]);
+    assert!(refused.stdout.contains("rollback"), "{refused}");
+    current
+}
+
 /// containerd refused the pull because the hook printed `DENY reason`.
 fn assert_blocked(out: &RunOutput, reason: &str) {
     assert_ne!(out.code, Some(0), "{out}");
@@ -59,16 +75,7 @@ fn ctr_pulls_of_signed_images_are_admitted_and_attacks_are_blocked_by_the_hook()
     f.registry.push_image("acme/app", "2", "image two");
     assert_eq!(f.app_digest("2"), two);
 
-    // Rollback: a newer timestamp is published and seen, then the registry replays the older.
-    let old_timestamp = f.trust_tag("timestamp");
-    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
-    f.ok(&["repo", "publish"]);
-    let socket_arg = socket.to_str().expect("utf-8");
-    f.ok(&["refresh", "--socket", socket_arg]);
-    let current = f.trust_tag("timestamp");
-    f.retag_trust("timestamp", &old_timestamp);
-    let refused = f.pg(&["refresh", "--socket", socket_arg]);
-    assert!(refused.stdout.contains("rollback"), "{refused}");
+    let current = replay_old_timestamp(&f, &socket);
     assert_blocked(&c.pull("default", &f.image("2")), "rollback");
     let denied_images = c.images("default");
     assert!(!denied_images.contains(&f.image("2")), "{denied_images:?}");
@@ -361,6 +368,19 @@ fn the_cri_proxy_pulls_exactly_the_verified_digest_and_hides_unverified_images()
         denied.message().contains("DENY digest_mismatch"),
         "{denied:?}"
     );
+
+    // Rolled back, then frozen (two days on, nobody re-signed the timestamp).
+    f.registry.push_image("acme/app", "2", "image two");
+    let current = replay_old_timestamp(&f, &socket);
+    let denied = cri_pull(&proxy, &f.image("2")).expect_err("refused");
+    assert!(denied.message().contains("DENY rollback"), "{denied:?}");
+    f.retag_trust("timestamp", &current);
+    stop_daemon(daemon, &socket);
+    let daemon = start_daemon_with(&f, &socket, &faketime_env("+2d"));
+    let denied = cri_pull(&proxy, &f.image("1")).expect_err("refused");
+    assert!(denied.message().contains("DENY expired"), "{denied:?}");
+    stop_daemon(daemon, &socket);
+    let daemon = start_daemon(&f, &socket);
 
     // An image put in past every check is there for containerd, absent for kubelet.
     let out = c.ctr_in(
