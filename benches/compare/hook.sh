@@ -17,7 +17,7 @@ if $release; then
   cargo build --quiet --locked --release --bin pullguard --bin pullguard-daemon --bin pullguard-hook
   pullguard=$CARGO_TARGET_DIR/release/pullguard
 fi
-hook=$(dirname "$pullguard")/pullguard-hook
+hook=${PULLGUARD_HOOK_BIN:-$(dirname "$pullguard")/pullguard-hook}
 hyperfine=hyperfine
 if ! hyperfine --help 2>/dev/null | grep -q -- '--input'; then
   tools=/var/tmp/pullguard-tools
