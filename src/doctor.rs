@@ -39,10 +39,11 @@ enum Level {
     Fail,
 }
 
-/// The report: each line printed as it is found.
+/// The report: each line printed as it is found, and kept.
 #[derive(Default)]
 struct Report {
     failed: usize,
+    lines: Vec<String>,
 }
 
 impl Report {
@@ -56,7 +57,9 @@ impl Report {
                 "FAIL"
             }
         };
-        println!("{word} {check}: {}", text.as_ref());
+        let line = format!("{word} {check}: {}", text.as_ref());
+        println!("{line}");
+        self.lines.push(line);
     }
 }
 
@@ -458,5 +461,77 @@ fn runtime_front_checks(r: &mut Report, args: &DoctorArgs, config: Option<&Confi
                 args.crio_socket.display()
             ),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(dir: &Path) -> DoctorArgs {
+        DoctorArgs {
+            containerd_config: dir.join("config.toml"),
+            containerd: dir.join("no-containerd"),
+            kubelet_config: dir.join("kubelet.yaml"),
+            crio_socket: dir.join("crio.sock"),
+        }
+    }
+
+    fn with_proxy(upstream: &Path) -> Config {
+        let mut c = Config::default();
+        c.cri.socket = Some(PathBuf::from("/run/pullguard/cri.sock"));
+        c.cri.upstream = upstream.to_path_buf();
+        c
+    }
+
+    fn front(a: &DoctorArgs, c: Option<&Config>) -> (usize, Vec<String>) {
+        let mut r = Report::default();
+        runtime_front_checks(&mut r, a, c);
+        (r.failed, r.lines)
+    }
+
+    #[test]
+    fn kubelet_must_point_at_the_proxy_when_there_is_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = args(dir.path());
+        let c = with_proxy(Path::new("/run/containerd/containerd.sock"));
+        let (failed, lines) = front(&a, Some(&c));
+        assert_eq!(failed, 0, "{lines:?}");
+        assert!(
+            lines[0].starts_with("skip kubelet: no kubelet config"),
+            "{lines:?}"
+        );
+        assert!(lines[1].starts_with("skip CRI-O"), "{lines:?}");
+
+        std::fs::write(&a.kubelet_config, "kind: KubeletConfiguration\n").expect("write");
+        let (failed, lines) = front(&a, Some(&c));
+        assert_eq!(failed, 1);
+        assert!(
+            lines[0].contains("imageServiceEndpoint is unset")
+                && lines[0].contains("set it to unix:///run/pullguard/cri.sock"),
+            "{lines:?}"
+        );
+        std::fs::write(
+            &a.kubelet_config,
+            "kind: KubeletConfiguration\nimageServiceEndpoint: \"unix:///run/pullguard/cri.sock\"\n",
+        )
+        .expect("write");
+        let (failed, lines) = front(&a, Some(&c));
+        assert_eq!(failed, 0, "{lines:?}");
+        assert!(lines[0]
+            .starts_with("ok   kubelet: imageServiceEndpoint is unix:///run/pullguard/cri.sock"));
+    }
+
+    #[test]
+    fn cri_o_must_be_behind_the_proxy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = args(dir.path());
+        std::fs::write(&a.crio_socket, "").expect("a stand-in for the socket");
+        let (failed, lines) = front(&a, Some(&Config::default()));
+        assert_eq!(failed, 1);
+        assert!(lines[1].starts_with("FAIL CRI-O") && lines[1].contains("no verifier hook"));
+        let (failed, lines) = front(&a, Some(&with_proxy(&a.crio_socket)));
+        assert_eq!(failed, 0, "{lines:?}");
+        assert!(lines[1].starts_with("ok   CRI-O: behind the CRI proxy"));
     }
 }
