@@ -33,10 +33,16 @@ impl HttpSource {
             }
         }
         let timeout = timeout.min(crate::io::REQUEST_TIMEOUT_MAX);
+        // A source served over plain HTTP does not load the system's CA certificates (a
+        // hundred-odd files read and parsed per process): a redirect to HTTPS then fails.
+        let plain = std::iter::once(metadata_base)
+            .chain(targets_base)
+            .all(|b| b.starts_with("http://"));
         let client = reqwest::blocking::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("pullguard/", env!("CARGO_PKG_VERSION")))
+            .tls_built_in_root_certs(!plain)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(HttpSource {
