@@ -233,27 +233,32 @@ fn socket_check(r: &mut Report, check: &str, path: &Path) {
     }
 }
 
-/// containerd's merged configuration: `config dump` when the binary runs, else the file.
+/// containerd's merged configuration, as containerd itself reads `--containerd-config`
+/// (`config dump`: defaults filled in, a version-2 file migrated).
 fn containerd_config(args: &DoctorArgs) -> Result<(toml::Table, String), String> {
-    let dump = Command::new(&args.containerd)
+    let source = format!(
+        "`{} --config {} config dump`",
+        args.containerd.display(),
+        args.containerd_config.display()
+    );
+    let out = Command::new(&args.containerd)
         .arg("--config")
         .arg(&args.containerd_config)
         .args(["config", "dump"])
-        .output();
-    if let Ok(out) = dump {
-        if out.status.success() {
-            let text = String::from_utf8_lossy(&out.stdout);
-            return text
-                .parse()
-                .map(|t| (t, format!("`{} config dump`", args.containerd.display())))
-                .map_err(|e| format!("containerd's config dump is not TOML: {e}"));
-        }
+        .output()
+        .map_err(|e| format!("{source}: {e}"))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{source} failed ({}): {} — containerd would not start with this config",
+            out.status,
+            stderr.trim().lines().last().unwrap_or("no message")
+        ));
     }
-    let text = std::fs::read_to_string(&args.containerd_config)
-        .map_err(|e| format!("{}: {e}", args.containerd_config.display()))?;
-    text.parse()
-        .map(|t| (t, args.containerd_config.display().to_string()))
-        .map_err(|e| format!("{}: not TOML: {e}", args.containerd_config.display()))
+    String::from_utf8_lossy(&out.stdout)
+        .parse()
+        .map(|t| (t, source.clone()))
+        .map_err(|e| format!("{source} printed no TOML: {e}"))
 }
 
 fn containerd_checks(r: &mut Report, args: &DoctorArgs) {
@@ -286,6 +291,16 @@ fn containerd_checks(r: &mut Report, args: &DoctorArgs) {
             "containerd version",
             format!("cannot read `{}`", text.trim()),
         ),
+    }
+    if !args.containerd_config.exists() {
+        r.line(
+            Level::Warn,
+            "containerd config",
+            format!(
+                "{} does not exist: containerd runs on its defaults (checked below)",
+                args.containerd_config.display()
+            ),
+        );
     }
     let (config, source) = match containerd_config(args) {
         Ok(c) => c,

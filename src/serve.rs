@@ -116,15 +116,13 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
         .set_serving::<VerifierServer<VerifierService<Ticketed<Node>>>>()
         .await;
     let server = tokio::spawn({
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
         let service = VerifierServer::new(VerifierService::new(Arc::clone(&asked)));
         async move {
             tonic::transport::Server::builder()
                 .add_service(health_service)
                 .add_service(service)
-                .serve_with_incoming_shutdown(incoming, async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
+                .serve_with_incoming_shutdown(incoming, until_stopped(stopped))
                 .await
                 .context("serving gRPC")
         }
@@ -137,7 +135,7 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
         }
     });
     let watcher = tokio::spawn({
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
         let watcher = config.containerd.socket.clone().map(|containerd| {
             Watcher::new(
                 containerd,
@@ -149,15 +147,13 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
         async move {
             match watcher {
                 Some(w) => w.run(stopped).await,
-                None => {
-                    let _ = stopped.wait_for(|s| *s).await;
-                }
+                None => until_stopped(stopped).await,
             }
             Ok(())
         }
     });
     let proxy = tokio::spawn({
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
         let served = cri_listener.map(|l| (l, image_proxy(config, Arc::clone(&asked), tickets)));
         async move {
             match served {
@@ -165,14 +161,12 @@ async fn run(config: &Config, node: Arc<Node>) -> Result<()> {
                     .add_service(ImageServiceServer::new(proxy))
                     .serve_with_incoming_shutdown(
                         tokio_stream::wrappers::UnixListenerStream::new(listener),
-                        async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        },
+                        until_stopped(stopped),
                     )
                     .await
                     .context("serving the CRI image proxy"),
                 None => {
-                    let _ = stopped.wait_for(|s| *s).await;
+                    until_stopped(stopped).await;
                     Ok(())
                 }
             }
@@ -260,6 +254,11 @@ async fn first_to_end(
 /// How large the audit log grows before it is rotated (one older file is kept).
 const AUDIT_MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Returns once the daemon is told to stop (or the sender is gone).
+async fn until_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|s| *s).await;
+}
+
 /// Serves Prometheus `GET /metrics` on `listener` (none: waits for the stop) until told to
 /// stop. One short request per connection, read with a size and a time limit.
 async fn serve_metrics(
@@ -268,7 +267,7 @@ async fn serve_metrics(
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
     let Some(listener) = listener else {
-        let _ = stopped.wait_for(|s| *s).await;
+        until_stopped(stopped).await;
         return Ok(());
     };
     loop {

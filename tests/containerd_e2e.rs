@@ -45,6 +45,21 @@ fn replay_old_timestamp(f: &Fixture, socket: &Path) -> pullguard_plugin::registr
     current
 }
 
+/// Adds the CRI proxy on `run/cri.sock`, in front of `c`, to the node's config; returns the
+/// proxy's socket.
+fn proxy_config(f: &Fixture, c: &Containerd) -> PathBuf {
+    let proxy = f.path("run/cri.sock");
+    add_to_config(
+        f,
+        &format!(
+            "[cri]\nsocket = \"{}\"\nupstream = \"{}\"\n",
+            proxy.display(),
+            c.socket.display()
+        ),
+    );
+    proxy
+}
+
 /// containerd refused the pull because the hook printed `DENY reason`.
 fn assert_blocked(out: &RunOutput, reason: &str) {
     assert_ne!(out.code, Some(0), "{out}");
@@ -121,12 +136,19 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 /// Adds the event watcher of `c`'s namespace `k8s.io` to the node's config.
 fn watch_config(f: &Fixture, c: &Containerd) {
-    let path = f.path("pullguard.toml");
-    let config = std::fs::read_to_string(&path).expect("config")
-        + &format!(
-            "\n[containerd]\nsocket = \"{}\"\nnamespaces = [\"k8s.io\"]\n",
+    add_to_config(
+        f,
+        &format!(
+            "[containerd]\nsocket = \"{}\"\nnamespaces = [\"k8s.io\"]\n",
             c.socket.display()
-        );
+        ),
+    );
+}
+
+/// Appends `toml` (whole tables) to the node's config.
+fn add_to_config(f: &Fixture, toml: &str) {
+    let path = f.path("pullguard.toml");
+    let config = std::fs::read_to_string(&path).expect("config") + "\n" + toml;
     std::fs::write(path, config).expect("config");
 }
 
@@ -295,6 +317,16 @@ fn a_cri_pull_straight_to_containerd_goes_through_the_hook_unless_a_mirror_makes
         assert!(worse.stdout.contains(line), "`{line}` in\n{worse}");
     }
     eprintln!("doctor on a misconfigured node:\n{}", worse.stdout);
+    // A config containerd itself would refuse is named with containerd's reason.
+    std::fs::write(&c.config, "version = 3\n[plugins\n").expect("break the config");
+    let broken = doctor(&f, &c);
+    assert!(
+        broken.stdout.contains("FAIL containerd config: ")
+            && broken
+                .stdout
+                .contains("containerd would not start with this config"),
+        "{broken}"
+    );
 }
 
 /// `pullguard doctor` about `c` and the fixture's node config (no kubelet, no CRI-O).
@@ -319,15 +351,7 @@ fn the_cri_proxy_pulls_exactly_the_verified_digest_and_hides_unverified_images()
     f.registry.push_image("acme/app", "3", "never signed");
     let socket = node_config(&f);
     let c = containerd(&f, &socket, "");
-    let proxy = f.path("run/cri.sock");
-    let path = f.path("pullguard.toml");
-    let config = std::fs::read_to_string(&path).expect("config")
-        + &format!(
-            "\n[cri]\nsocket = \"{}\"\nupstream = \"{}\"\n",
-            proxy.display(),
-            c.socket.display()
-        );
-    std::fs::write(path, config).expect("config");
+    let proxy = proxy_config(&f, &c);
 
     // Daemon down: the proxy is down with it, and the hook refuses a pull sent straight on.
     assert!(cri_client_fails(&proxy));
@@ -456,15 +480,7 @@ fn cri_proxy_latency() {
     let f = Fixture::published();
     let socket = node_config(&f);
     let c = containerd(&f, &socket, "");
-    let proxy = f.path("run/cri.sock");
-    let path = f.path("pullguard.toml");
-    let config = std::fs::read_to_string(&path).expect("config")
-        + &format!(
-            "\n[cri]\nsocket = \"{}\"\nupstream = \"{}\"\n",
-            proxy.display(),
-            c.socket.display()
-        );
-    std::fs::write(path, config).expect("config");
+    let proxy = proxy_config(&f, &c);
     let daemon = start_daemon(&f, &socket);
     let request = || cri::PullImageRequest {
         image: Some(cri::ImageSpec {

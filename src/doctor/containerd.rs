@@ -3,7 +3,7 @@
 //! service (and so the hook) or fall back to containerd's local pull, which skips it.
 //!
 //! The input is the merged configuration (`containerd --config FILE config dump`, in which
-//! a version-2 file is already migrated), or a version-3 file as written.
+//! a version-2 file is already migrated and defaults are filled in).
 
 use toml::{Table, Value};
 

@@ -140,11 +140,6 @@ impl Containerd {
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
-    /// The CRI socket (containerd serves CRI on its main socket).
-    pub fn cri_socket(&self) -> &Path {
-        &self.socket
-    }
-
     /// `ctr` against this containerd, in `namespace` unless another `-n` follows.
     pub fn ctr(&self, args: &[&str]) -> Command {
         let (_, ctr) = binaries();

@@ -44,18 +44,6 @@ pub async fn daemon_client(
 /// A running daemon, killed if a test fails before it is stopped.
 pub struct Daemon(pub Option<std::process::Child>);
 
-impl Daemon {
-    /// Kills the daemon and returns what it wrote on stderr (for a failing test's message).
-    pub fn kill_for_log(&mut self) -> String {
-        let Some(mut child) = self.0.take() else {
-            return String::new();
-        };
-        let _ = child.kill();
-        let out = child.wait_with_output().expect("daemon output");
-        String::from_utf8_lossy(&out.stderr).into_owned()
-    }
-}
-
 impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.0.take() {

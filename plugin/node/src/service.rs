@@ -25,6 +25,23 @@ pub trait Verify: Send + Sync + 'static {
     fn refresh(&self, scope: Option<&str>) -> Result<NodeStatus, UnknownScope>;
 }
 
+/// Asks `domain` from async code: on the async runtime when the answer needs no network and
+/// no waiting (a cache hit), otherwise on the blocking pool. The one way the socket, the CRI
+/// proxy and the event watcher put a question to the node.
+pub async fn ask<V: Verify>(
+    domain: &Arc<V>,
+    reference: String,
+    digest: String,
+    descriptor: Option<String>,
+) -> Result<Answer, tokio::task::JoinError> {
+    if let Some(answer) = domain.verify_at_once(&reference, &digest, descriptor.as_deref()) {
+        return Ok(answer);
+    }
+    let domain = Arc::clone(domain);
+    tokio::task::spawn_blocking(move || domain.verify(&reference, &digest, descriptor.as_deref()))
+        .await
+}
+
 impl Verify for Node {
     fn verify(&self, reference: &str, digest: &str, descriptor: Option<&str>) -> Answer {
         Node::verify(self, reference, digest, descriptor)
@@ -104,18 +121,12 @@ impl<V: Verify> pb::verifier_server::Verifier for VerifierService<V> {
             digest,
             descriptor_json,
         } = request.into_inner();
-        let descriptor = Some(descriptor_json.as_str()).filter(|j| !j.is_empty());
-        // A cache hit is answered here; anything else off the async runtime.
-        let answer = match self.domain.verify_at_once(&reference, &digest, descriptor) {
-            Some(answer) => answer,
-            None => {
-                self.blocking(move |d| {
-                    let descriptor = Some(descriptor_json.as_str()).filter(|j| !j.is_empty());
-                    d.verify(&reference, &digest, descriptor)
-                })
-                .await?
-            }
-        };
+        let descriptor = Some(descriptor_json).filter(|j| !j.is_empty());
+        let answer = ask(&self.domain, reference, digest, descriptor)
+            .await
+            .map_err(|e| ServiceError::NotFinished {
+                reason: e.to_string(),
+            })?;
         if answer.verdict.reason == ReasonCode::InvalidRequest {
             return Err(ServiceError::InvalidRequest {
                 message: answer.verdict.message,

@@ -18,7 +18,7 @@ use containerd_client::services::v1::{
 };
 use k8s_cri::v1 as cri;
 use k8s_cri::v1::image_service_client::ImageServiceClient;
-use pullguard_node::service::Verify;
+use pullguard_node::service::{ask, Verify};
 use pullguard_node::Answer;
 use pullguard_plugin::config::Config;
 use pullguard_plugin::registry::auth::Credentials;
@@ -229,85 +229,78 @@ impl<V: Verify> ImageProxy<V> {
         }
     }
 
-    async fn blocking<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&V) -> R + Send + 'static,
-    ) -> Result<R, ProxyError> {
-        let node = Arc::clone(&self.node);
-        tokio::task::spawn_blocking(move || f(&node))
+    async fn verify(&self, reference: String, digest: String) -> Result<Answer, ProxyError> {
+        ask(&self.node, reference, digest, None)
             .await
             .map_err(|e| ProxyError::NotFinished {
                 reason: e.to_string(),
             })
     }
 
-    async fn verify(&self, reference: String, digest: String) -> Result<Answer, ProxyError> {
-        self.blocking(move |n| n.verify(&reference, &digest, None))
-            .await
-    }
-
     /// Whether `image`, present upstream and asked for as `spec`, has an admitted digest.
     async fn admits(&self, spec: &str, image: &cri::Image) -> Result<bool, ProxyError> {
-        let mut asks: Vec<(String, String)> = Vec::new();
-        let repo_digests: Vec<ImageRef> = image
-            .repo_digests
-            .iter()
-            .filter_map(|r| r.parse::<ImageRef>().ok())
-            .filter(|r| r.digest().is_some())
-            .collect();
-        let same_repo = |a: &ImageRef, b: &ImageRef| {
-            a.registry() == b.registry() && a.repository() == b.repository()
-        };
-        let digest_of = |r: &ImageRef| r.digest().map(ToString::to_string).unwrap_or_default();
-        let asked = normalize(spec)
-            .filter(|_| !spec.starts_with("sha256:"))
-            .and_then(|n| n.parse::<ImageRef>().ok());
-        match &asked {
-            // By tag (and maybe digest): that tag, at the digest asked for or the ones the
-            // runtime has for the repository.
-            Some(a) if a.tag().is_some() => match a.digest() {
-                Some(_) => asks.push((a.to_string(), digest_of(a))),
-                None => {
-                    for rd in repo_digests.iter().filter(|rd| same_repo(rd, a)) {
-                        asks.push((a.to_string(), digest_of(rd)));
-                    }
-                }
-            },
-            // By digest alone, or by image ID: the name itself (a signed pin), then the
-            // tags the runtime has for the same digest.
-            _ => {
-                if let Some(a) = &asked {
-                    asks.push((a.to_string(), digest_of(a)));
-                }
-                for rd in &repo_digests {
-                    if asked
-                        .as_ref()
-                        .is_some_and(|a| !same_repo(a, rd) || a.digest() != rd.digest())
-                    {
-                        continue;
-                    }
-                    for tag in image
-                        .repo_tags
-                        .iter()
-                        .filter_map(|t| t.parse::<ImageRef>().ok())
-                    {
-                        if same_repo(&tag, rd) {
-                            asks.push((tag.to_string(), digest_of(rd)));
-                        }
-                    }
-                    if asked.is_none() {
-                        asks.push((rd.to_string(), digest_of(rd)));
-                    }
-                }
-            }
-        }
-        for (reference, digest) in asks {
+        for (reference, digest) in questions(spec, image) {
             if self.verify(reference, digest).await?.verdict.admitted {
                 return Ok(true);
             }
         }
         Ok(false)
     }
+}
+
+/// The questions (reference, digest) any one of whose admission makes `image`, present
+/// upstream and asked for as `spec`, present for kubelet:
+/// - by tag: that tag at the digest asked for, or at each digest the runtime has for the
+///   repository;
+/// - by digest alone: that name (a signed pin), then the runtime's tags of the repository
+///   at that digest;
+/// - by image ID: each of the runtime's tags at each of its digests, then each digest-only
+///   name.
+fn questions(spec: &str, image: &cri::Image) -> Vec<(String, String)> {
+    let parse = |names: &[String]| -> Vec<ImageRef> {
+        names.iter().filter_map(|n| n.parse().ok()).collect()
+    };
+    let repo_digests: Vec<ImageRef> = parse(&image.repo_digests)
+        .into_iter()
+        .filter(|r| r.digest().is_some())
+        .collect();
+    let repo_tags = parse(&image.repo_tags);
+    let same_repo = |a: &ImageRef, b: &ImageRef| {
+        a.registry() == b.registry() && a.repository() == b.repository()
+    };
+    let digest_of = |r: &ImageRef| r.digest().map(ToString::to_string).unwrap_or_default();
+    let asked = normalize(spec)
+        .filter(|_| !spec.starts_with("sha256:"))
+        .and_then(|n| n.parse::<ImageRef>().ok());
+    let mut asks = Vec::new();
+    if let Some(a) = asked.as_ref().filter(|a| a.digest().is_some()) {
+        asks.push((a.to_string(), digest_of(a)));
+    }
+    // The runtime's digests in question: of the repository asked for (and of the digest,
+    // if one was), or all of them for an image ID.
+    let in_question = repo_digests.iter().filter(|rd| {
+        asked
+            .as_ref()
+            .is_none_or(|a| same_repo(a, rd) && a.digest().is_none_or(|d| Some(d) == rd.digest()))
+    });
+    for rd in in_question {
+        match &asked {
+            Some(a) if a.tag().is_some() => {
+                if a.digest().is_none() {
+                    asks.push((a.to_string(), digest_of(rd)));
+                }
+            }
+            _ => {
+                for tag in repo_tags.iter().filter(|t| same_repo(t, rd)) {
+                    asks.push((tag.to_string(), digest_of(rd)));
+                }
+                if asked.is_none() {
+                    asks.push((rd.to_string(), digest_of(rd)));
+                }
+            }
+        }
+    }
+    asks
 }
 
 fn spec_of(image: Option<&cri::ImageSpec>) -> &str {
@@ -329,8 +322,11 @@ impl<V: Verify> cri::image_service_server::ImageService for ImageProxy<V> {
             (Some(d), _) => d.to_string(),
             (None, Some(credentials)) => {
                 let (resolver, asked) = (Arc::clone(&self.resolver), image.clone());
-                self.blocking(move |_| resolver.resolve(&asked, &credentials))
-                    .await?
+                tokio::task::spawn_blocking(move || resolver.resolve(&asked, &credentials))
+                    .await
+                    .map_err(|e| ProxyError::NotFinished {
+                        reason: e.to_string(),
+                    })?
                     .map_err(|reason| ProxyError::Resolve {
                         image: image.to_string(),
                         reason,
@@ -443,6 +439,50 @@ impl<V: Verify> cri::image_service_server::ImageService for ImageProxy<V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_questions_follow_the_name_asked_for() {
+        const D: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        const E: &str = "sha256:1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let repo = "127.0.0.1:5000/acme/app";
+        let image = cri::Image {
+            id: "sha256:00".into(),
+            repo_tags: vec![format!("{repo}:1"), "127.0.0.1:5000/acme/other:1".into()],
+            repo_digests: vec![
+                format!("{repo}@{D}"),
+                format!("{repo}@{E}"),
+                format!("127.0.0.1:5000/acme/other@{D}"),
+                "not a reference".into(),
+            ],
+            ..Default::default()
+        };
+        let q = |spec: &str| questions(spec, &image);
+        let pair = |r: String, d: &str| (r, d.to_string());
+        assert_eq!(
+            q(&format!("{repo}:1")),
+            vec![pair(format!("{repo}:1"), D), pair(format!("{repo}:1"), E)]
+        );
+        assert_eq!(
+            q(&format!("{repo}:1@{E}")),
+            vec![pair(format!("{repo}:1@{E}"), E)]
+        );
+        assert_eq!(
+            q(&format!("{repo}@{D}")),
+            vec![pair(format!("{repo}@{D}"), D), pair(format!("{repo}:1"), D)]
+        );
+        assert_eq!(
+            q("sha256:00"),
+            vec![
+                pair(format!("{repo}:1"), D),
+                pair(format!("{repo}@{D}"), D),
+                pair(format!("{repo}:1"), E),
+                pair(format!("{repo}@{E}"), E),
+                pair("127.0.0.1:5000/acme/other:1".into(), D),
+                pair(format!("127.0.0.1:5000/acme/other@{D}"), D),
+            ]
+        );
+        assert_eq!(q("127.0.0.1:5000/acme/third:1"), vec![]);
+    }
 
     #[test]
     fn credentials_come_from_the_user_and_password_or_from_auth() {

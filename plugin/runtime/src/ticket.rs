@@ -186,11 +186,20 @@ mod tests {
                 Verdict::deny(ReasonCode::UnknownTarget, "no pin")
             })
         }
+        /// How many questions it was asked, as its "evaluations".
         fn status(&self) -> NodeStatus {
-            unimplemented!("not asked")
+            NodeStatus {
+                scopes: Vec::new(),
+                cache_hits: 0,
+                cache_misses: 0,
+                evaluations: self.0.lock().unwrap_or_else(PoisonError::into_inner).len() as u64,
+            }
         }
-        fn refresh(&self, _: Option<&str>) -> Result<NodeStatus, UnknownScope> {
-            unimplemented!("not asked")
+        /// It has no scopes.
+        fn refresh(&self, scope: Option<&str>) -> Result<NodeStatus, UnknownScope> {
+            Err(UnknownScope {
+                name: scope.unwrap_or("*").to_string(),
+            })
         }
     }
 
@@ -244,5 +253,13 @@ mod tests {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         assert!(asked.contains(&"127.0.0.1:5000/acme/app:1".to_string()));
+        // Status and refresh are the node's own.
+        assert_eq!(t.status().evaluations, asked.len() as u64);
+        assert_eq!(
+            t.refresh(Some("127.0.0.1:5000/acme")),
+            Err(UnknownScope {
+                name: "127.0.0.1:5000/acme".into()
+            })
+        );
     }
 }

@@ -18,7 +18,7 @@ use containerd_client::services::v1::{
 };
 use containerd_client::types::Descriptor;
 use prost::Message;
-use pullguard_node::service::Verify;
+use pullguard_node::service::{ask, Verify};
 use pullguard_node::Answer;
 use pullguard_plugin::verdict::one_line;
 use tonic::transport::Channel;
@@ -61,21 +61,6 @@ pub enum Outcome {
         reason: String,
         message: String,
     },
-}
-
-/// One verification, off the async runtime (a miss may go to the registry).
-async fn verify<V: Verify>(
-    node: &Arc<V>,
-    reference: String,
-    digest: String,
-    descriptor: String,
-) -> Result<Answer, WatchError> {
-    let node = Arc::clone(node);
-    tokio::task::spawn_blocking(move || node.verify(&reference, &digest, Some(&descriptor)))
-        .await
-        .map_err(|e| WatchError::NotFinished {
-            reason: e.to_string(),
-        })
 }
 
 /// `message` for containerd namespace `namespace`.
@@ -121,12 +106,15 @@ impl<V: Verify> Watcher<V> {
     pub async fn run(self, mut stopped: tokio::sync::watch::Receiver<bool>) {
         let mut pause = RETRY_MIN;
         loop {
-            let session = tokio::select! {
-                ended = self.session() => ended,
+            let mut reached = false;
+            let error = tokio::select! {
+                ended = self.follow(&mut reached) => match ended {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                },
                 _ = stopped.wait_for(|s| *s) => return,
             };
-            // A session that got as far as the events was working: start the pauses over.
-            let WatchOutcome { reached, error } = session;
+            // A connection that got as far as the events was working: start the pauses over.
             if reached {
                 pause = RETRY_MIN;
             }
@@ -143,16 +131,7 @@ impl<V: Verify> Watcher<V> {
     }
 
     /// One connection: subscribe, check what is there, then follow the events until the
-    /// connection ends.
-    async fn session(&self) -> WatchOutcome {
-        let mut reached = false;
-        let error = match self.follow(&mut reached).await {
-            Ok(never) => match never {},
-            Err(e) => e,
-        };
-        WatchOutcome { reached, error }
-    }
-
+    /// connection ends; `reached` says whether it got as far as the events.
     async fn follow(&self, reached: &mut bool) -> Result<std::convert::Infallible, WatchError> {
         let channel = pullguard_proto::client::channel(&self.socket, CONNECT_TIMEOUT)
             .await
@@ -239,8 +218,7 @@ impl<V: Verify> Watcher<V> {
             };
             // Gone already (removed, or replaced by a later event that is on its way).
             let Some(image) = image else { continue };
-            let all = self.list(&mut images, &ns).await?;
-            let outcome = self.check(&mut images, &ns, &image, &all).await?;
+            let outcome = self.check(&mut images, &ns, &image, None).await?;
             report(&ns, &outcome);
         }
     }
@@ -257,31 +235,43 @@ impl<V: Verify> Watcher<V> {
             .map_err(|s| call_error("Images.List", ns, &s))
     }
 
-    /// Checks every image in `ns`: named records first, then the ID records (which follow
-    /// the named records of their digest).
+    /// Checks every image in `ns`, from one listing (a record's siblings are asked about
+    /// afresh, so the order does not matter).
     pub async fn sweep(
         &self,
         images: &mut ImagesClient<Channel>,
         ns: &str,
     ) -> Result<Vec<Outcome>, WatchError> {
-        let mut all = self.list(images, ns).await?;
-        all.sort_by_key(|i| matches!(classify(&i.name), Some(ImageName::Id(_))));
+        let all = self.list(images, ns).await?;
         let mut outcomes = Vec::with_capacity(all.len());
         for image in &all {
-            let now = self.list(images, ns).await?;
-            outcomes.push(self.check(images, ns, image, &now).await?);
+            outcomes.push(self.check(images, ns, image, Some(&all)).await?);
         }
         Ok(outcomes)
     }
 
-    /// Checks one image record; `all` is every record in the namespace, for an ID record,
-    /// which is kept while a named record of the same digest is admitted.
+    /// The node's answer for `reference` at `target`, as the hook would ask it.
+    async fn ask(&self, reference: String, target: &Descriptor) -> Result<Answer, WatchError> {
+        ask(
+            &self.node,
+            reference,
+            target.digest.clone(),
+            Some(descriptor_json(target)),
+        )
+        .await
+        .map_err(|e| WatchError::NotFinished {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks one image record. `all` is every record in the namespace, needed only for a
+    /// digest-only or ID record (listed here when not given).
     async fn check(
         &self,
         images: &mut ImagesClient<Channel>,
         ns: &str,
         image: &Image,
-        all: &[Image],
+        all: Option<&[Image]>,
     ) -> Result<Outcome, WatchError> {
         let name = image.name.clone();
         let Some(target) = &image.target else {
@@ -313,13 +303,7 @@ impl<V: Verify> Watcher<V> {
             }
             Some(ImageName::Reference(reference)) => {
                 let tagged = is_tagged(&reference);
-                let answer = verify(
-                    &self.node,
-                    reference,
-                    target.digest.clone(),
-                    descriptor_json(target),
-                )
-                .await?;
+                let answer = self.ask(reference, target).await?;
                 if answer.verdict.admitted {
                     return Ok(Outcome::Kept { name });
                 }
@@ -337,6 +321,14 @@ impl<V: Verify> Watcher<V> {
                 ),
             ),
         };
+        let listed;
+        let all = match all {
+            Some(all) => all,
+            None => {
+                listed = self.list(images, ns).await?;
+                &listed
+            }
+        };
         let siblings = all.iter().filter_map(|i| {
             let same =
                 i.name != name && i.target.as_ref().is_some_and(|t| t.digest == target.digest);
@@ -348,14 +340,7 @@ impl<V: Verify> Watcher<V> {
         // A CRI proxy pull under way makes the records before its tag.
         let siblings = siblings.chain(self.tickets.tagged_for_digest(&target.digest));
         for reference in siblings {
-            let answer = verify(
-                &self.node,
-                reference,
-                target.digest.clone(),
-                descriptor_json(target),
-            )
-            .await?;
-            if answer.verdict.admitted {
+            if self.ask(reference, target).await?.verdict.admitted {
                 return Ok(Outcome::Kept { name });
             }
         }
@@ -403,11 +388,6 @@ fn is_tagged(reference: &str) -> bool {
     reference
         .parse::<pullguard_plugin::registry::ImageRef>()
         .is_ok_and(|r| r.tag().is_some())
-}
-
-struct WatchOutcome {
-    reached: bool,
-    error: WatchError,
 }
 
 fn call_error(call: &'static str, namespace: &str, s: &tonic::Status) -> WatchError {
