@@ -52,6 +52,17 @@ impl Tickets {
 
     /// The tagged reference a digest-only `reference` is being pulled as, if any.
     fn tagged_for(&self, reference: &str, digest: &str) -> Option<String> {
+        // Every question from the socket comes this way: with no pull under way (or no
+        // digest in the name) nothing is parsed.
+        if !reference.contains('@')
+            || self
+                .live
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty()
+        {
+            return None;
+        }
         let image: ImageRef = reference.parse().ok()?;
         if image.tag().is_some() {
             return None;
