@@ -10,7 +10,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use pullguard_plugin::config::Config;
 use pullguard_plugin::io::write_atomic;
 use pullguard_plugin::publish::keyfile;
-use pullguard_plugin::publish::repo::{Expiries, Retention, RoleKeys, Workspace};
+use pullguard_plugin::publish::repo::{
+    check_bin_count, Expiries, NewTarget, Retention, RoleKeys, Workspace,
+};
 use pullguard_plugin::registry::oci::{ARTIFACT_SIGNATURE, ARTIFACT_TUF, IMAGE_MEDIA_TYPES};
 use pullguard_plugin::registry::ImageRef;
 use pullguard_plugin::tuf::signing::SigningKey;
@@ -118,6 +120,11 @@ pub struct InitArgs {
     signature_expires: String,
     #[command(flatten)]
     retention: RetentionArgs,
+    /// Hand every image path to this many hash bins (a power of two, 2 to 16384; TAP 15),
+    /// signed by the targets keys: a node then fetches only the bin of the image it checks.
+    /// About one bin per hundred images keeps each document small (1024 for 100,000).
+    #[arg(long)]
+    bins: Option<u32>,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -166,6 +173,10 @@ pub struct DelegateArgs {
     /// Private keys of the delegating role.
     #[arg(long = "signing-key", required = true)]
     signing_keys: Vec<PathBuf>,
+    /// Hand the new role's paths to this many hash bins (a power of two, 2 to 16384),
+    /// signed by its keys; `--key` must then name its private keys.
+    #[arg(long)]
+    bins: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +257,9 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
     match cmd {
         RepoCommand::Init(a) => {
             let scope = a.scope.parse().map_err(anyhow::Error::from)?;
+            if let Some(count) = a.bins {
+                check_bin_count(count)?;
+            }
             let mut signers = Vec::new();
             let mut roles = Vec::new();
             for (name, paths, threshold) in [
@@ -274,7 +288,7 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
                 timestamp: a.timestamp_expires,
                 signature: a.signature_expires,
             };
-            let ws = Workspace::init(
+            let mut ws = Workspace::init(
                 &a.dir.dir,
                 &scope,
                 a.trust_repository.as_deref(),
@@ -284,6 +298,12 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
                 &refs(&signers),
                 now,
             )?;
+            if let Some(count) = a.bins {
+                ws.add_bins(&RoleName::targets(), count, &refs(&signers), now)?;
+                ws.snapshot(&refs(&signers), now)?;
+                ws.timestamp(&refs(&signers), now)?;
+                println!("targets hands its paths to {count} hash bins");
+            }
             println!(
                 "initialised {} for scope {} (metadata in registry repository {})",
                 a.dir.dir.display(),
@@ -313,6 +333,14 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
                     keyfile::KeyFile::Public(_) => None,
                 })
                 .collect();
+            if let Some(count) = a.bins {
+                check_bin_count(count)?;
+                if child.is_empty() {
+                    bail!(
+                        "--bins needs the private keys of the new role (--key), to sign its bins"
+                    );
+                }
+            }
             ws.delegate(
                 &parent,
                 &a.role,
@@ -327,6 +355,11 @@ pub fn repo(cmd: RepoCommand, config: &dyn Fn() -> Result<Config>) -> Result<()>
                 now,
             )?;
             println!("{parent} delegates {} to {}", a.paths.join(" "), a.role);
+            if let Some(count) = a.bins {
+                let role = RoleName::new(a.role.clone()).map_err(|e| anyhow!(e))?;
+                ws.add_bins(&role, count, &refs(&child), now)?;
+                println!("{role} hands its paths to {count} hash bins");
+            }
         }
         RepoCommand::Rotate(a) => {
             let mut ws = Workspace::open(&a.dir.dir)?;
@@ -445,18 +478,43 @@ pub fn sign(a: SignArgs, config: &Config) -> Result<()> {
     let registry = config
         .registry(ws.scope().registry())
         .map_err(|e| anyhow!(e))?;
+    // Each role is re-signed once for all the images (what was signed before a failure
+    // stays signed).
+    let mut signed = Vec::new();
+    let mut failed = None;
     for image in &a.images {
-        sign_one(&mut ws, &registry, &signers, image)?;
+        match sign_one(&mut ws, &registry, &signers, image) {
+            Ok(target) => signed.push(target),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
     }
-    Ok(())
+    let pruned = ws.set_targets(&signed, &refs(&signers), Utc::now())?;
+    for target in &signed {
+        println!("listed {} in role {}", target.path, target.role);
+    }
+    for p in pruned {
+        println!(
+            "retention dropped from {}: {}",
+            p.role,
+            p.removed.join(", ")
+        );
+    }
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }
 
+/// Pushes the detached signature of one image and returns its target, to be listed.
 fn sign_one(
     ws: &mut Workspace,
     registry: &pullguard_plugin::registry::Registry,
     signers: &[SigningKey],
     image: &str,
-) -> Result<()> {
+) -> Result<NewTarget> {
     let now = Utc::now();
     let image: ImageRef = image.parse().map_err(anyhow::Error::from)?;
     let scope = ws.scope().clone();
@@ -507,22 +565,16 @@ fn sign_one(
         Some(subject.clone()),
         None,
     )?;
-    let pruned = ws.set_target(
-        &role,
-        &target,
-        subject.size,
-        &sha256,
-        &subject.media_type,
-        version,
-        &refs(signers),
-        now,
-    )?;
     println!(
-        "signed {target} = {} (signature version {version}, artifact {}) in role {role}",
+        "signed {target} = {} (signature version {version}, artifact {})",
         subject.digest, pushed.digest
     );
-    if !pruned.removed.is_empty() {
-        println!("retention dropped: {}", pruned.removed.join(", "));
-    }
-    Ok(())
+    Ok(NewTarget {
+        role,
+        path: target,
+        length: subject.size,
+        sha256_hex: sha256,
+        media_type: subject.media_type,
+        signature_version: version,
+    })
 }

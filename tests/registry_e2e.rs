@@ -333,6 +333,23 @@ fn a_tampered_signature_artifact_is_rejected() {
     assert!(out.stdout.contains("0 of 1 required signatures"), "{out}");
 }
 
+/// A new node (trusted state `http-node`) admits `acme/app:TAG` from TUF metadata at `url`.
+fn verify_over_http(f: &Fixture, tag: &str, url: &str) {
+    let out = f.pg(&[
+        "verify",
+        &f.image(tag),
+        "--scope",
+        &f.scope,
+        "--state",
+        "http-node",
+        "--root",
+        "pullguard-repo/metadata/1.root.json",
+        "--metadata-url",
+        url,
+    ]);
+    assert_eq!(out.code, Some(0), "{out}");
+}
+
 #[test]
 fn metadata_published_to_a_directory_verifies_the_same() {
     let f = Fixture::published();
@@ -355,19 +372,7 @@ fn metadata_published_to_a_directory_verifies_the_same() {
 
     // The same files over plain HTTP (the standard TUF layout), for a new node.
     let server = common::StaticServer::start(f.dir.path());
-    let out = f.pg(&[
-        "verify",
-        &f.image("2"),
-        "--scope",
-        &f.scope,
-        "--state",
-        "http-node",
-        "--root",
-        "pullguard-repo/metadata/1.root.json",
-        "--metadata-url",
-        &server.url("served"),
-    ]);
-    assert_eq!(out.code, Some(0), "{out}");
+    verify_over_http(&f, "2", &server.url("served"));
     let fetched = server.requests();
     assert_eq!(
         fetched,
@@ -380,6 +385,83 @@ fn metadata_published_to_a_directory_verifies_the_same() {
         ],
         "the TUF client's request sequence"
     );
+}
+
+#[test]
+fn hash_bins_let_a_node_fetch_only_the_bin_of_its_image() {
+    let f = Fixture::empty();
+    for (tag, content) in [("1", "image one"), ("2", "image two"), ("3", "image three")] {
+        f.registry.push_image("acme/app", tag, content);
+    }
+    for k in ["root", "targets", "snapshot", "timestamp"] {
+        f.ok(&["key", "generate", &format!("{k}.key")]);
+    }
+    let out = f.pg(&f.init_args(&["--bins", "12"]));
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(
+        out.stderr
+            .contains("a bin count must be a power of two from 2 to 16384, not 12"),
+        "{out}"
+    );
+    assert!(
+        !f.path("pullguard-repo").exists(),
+        "a refused init writes nothing"
+    );
+    let out = f.ok(&f.init_args(&["--bins", "16"]));
+    assert!(
+        out.stdout
+            .contains("targets hands its paths to 16 hash bins"),
+        "{out}"
+    );
+    f.sign_and_publish_with("targets.key", &["1", "2"]);
+    f.admitted("1", "state");
+    f.admitted("2", "state");
+    f.denied("3", "state", "unknown_target");
+
+    // Over plain HTTP a new node asks for the timestamp, the snapshot, targets (which only
+    // names the bins) and the one bin of its image: bin-<first hex digit of sha256(path)>.
+    f.ok(&["repo", "publish", "--to-dir", "served"]);
+    let bin = |path: &str| {
+        use sha2::Digest as _;
+        format!(
+            "bin-{}",
+            &hex::encode(sha2::Sha256::digest(path.as_bytes()))[..1]
+        )
+    };
+    let server = common::StaticServer::start(f.dir.path());
+    verify_over_http(&f, "1", &server.url("served"));
+    assert_eq!(
+        server.requests(),
+        [
+            "served/2.root.json".to_string(),
+            "served/timestamp.json".into(),
+            "served/1.snapshot.json".into(),
+            "served/1.targets.json".into(),
+            format!("served/1.{}.json", bin("app:1")),
+        ],
+        "the TUF client's request sequence"
+    );
+    // One more image re-signs only its bin: publish sends it, the snapshot and the timestamp.
+    f.ok(&["sign", &f.image("3"), "--key", "targets.key"]);
+    f.ok(&["repo", "snapshot", "--key", "snapshot.key"]);
+    f.ok(&["repo", "timestamp", "--key", "timestamp.key"]);
+    let out = f.ok(&["repo", "publish"]);
+    let pushed: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("published "))
+        .collect();
+    let bin3 = bin("app:3");
+    assert_eq!(
+        pushed,
+        [
+            format!("2.{bin3}.json").as_str(),
+            "2.snapshot.json",
+            "timestamp.json"
+        ],
+        "{out}"
+    );
+    f.admitted("3", "state");
 }
 
 #[test]

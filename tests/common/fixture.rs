@@ -84,7 +84,12 @@ impl Fixture {
     /// `repo init` of the scope with the key files `root.key`, `targets.key`,
     /// `snapshot.key` and `timestamp.key`.
     pub fn init_scope(&self) {
-        self.ok(&[
+        self.ok(&self.init_args(&[]));
+    }
+
+    /// The arguments of that `repo init`, and `extra`.
+    pub fn init_args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut args = vec![
             "repo",
             "init",
             "--scope",
@@ -97,7 +102,9 @@ impl Fixture {
             "snapshot.key",
             "--timestamp-key",
             "timestamp.key",
-        ]);
+        ];
+        args.extend(extra);
+        args
     }
 
     pub fn pg(&self, args: &[&str]) -> RunOutput {

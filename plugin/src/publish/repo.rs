@@ -30,9 +30,11 @@ use crate::tuf::verify::{check_threshold, RoleSpec};
 const CONFIG_FILE_MAX: u64 = 1024 * 1024;
 const METADATA_FILE_MAX: u64 = 64 * 1024 * 1024;
 
+mod bins;
 mod policy;
 mod rotate;
 
+pub use bins::{check_bin_count, MAX_BINS};
 use policy::apply_retention;
 pub use policy::{parse_duration, Expiries, Retention};
 
@@ -103,6 +105,17 @@ impl RoleKeys {
     }
 }
 
+/// A target for [`Workspace::set_targets`]: its path, in the role responsible for it.
+#[derive(Debug, Clone)]
+pub struct NewTarget {
+    pub role: RoleName,
+    pub path: String,
+    pub length: u64,
+    pub sha256_hex: String,
+    pub media_type: String,
+    pub signature_version: u64,
+}
+
 /// What happened to the targets of one role when a retention policy was applied.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Pruned {
@@ -114,6 +127,11 @@ pub struct Workspace {
     dir: PathBuf,
     config: Config,
     scope: Scope,
+    /// The highest version on disk of every role but the timestamp (one directory read at
+    /// open, then kept up to date by [`Workspace::put`]).
+    versions: BTreeMap<RoleName, u64>,
+    /// The hash-bin delegations of the working copy, found when first needed.
+    bin_sets: std::cell::OnceCell<Vec<bins::BinSet>>,
     /// An exclusive lock on `<dir>/.lock`, held while this value lives: two publisher
     /// commands on one working copy run one after the other, never interleaved.
     _lock: fs::File,
@@ -211,6 +229,8 @@ impl Workspace {
         refuse_existing(dir)?;
         let mut ws = Workspace {
             _lock: lock,
+            versions: scan_versions(&dir.join("metadata"))?,
+            bin_sets: Default::default(),
             dir: dir.to_path_buf(),
             scope: scope.clone(),
             config: Config {
@@ -262,6 +282,8 @@ impl Workspace {
             .map_err(|e| RepoError::Invalid(format!("{}: {e}", path.display())))?;
         Ok(Workspace {
             _lock: lock,
+            versions: scan_versions(&dir.join("metadata"))?,
+            bin_sets: Default::default(),
             dir: dir.to_path_buf(),
             config,
             scope,
@@ -314,22 +336,32 @@ impl Workspace {
                 Err(e) => Err(io(&path, e)),
             };
         }
-        let suffix = format!(".{}.json", role.as_str());
-        let mut best: Option<u64> = None;
-        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            let name = entry.map_err(|e| io(&dir, e))?.file_name();
-            let name = name.to_string_lossy();
-            if let Some(v) = name
-                .strip_suffix(&suffix)
-                .and_then(|v| v.parse::<u64>().ok())
-            {
-                best = best.max(Some(v));
-            }
-        }
-        let Some(v) = best else { return Ok(None) };
+        let Some(v) = self.current_version(role) else {
+            return Ok(None);
+        };
         let path = dir.join(Self::file_name(role, v));
         let bytes = read_file(&path, METADATA_FILE_MAX).map_err(|e| io(&path, e))?;
         Ok(Some((v, bytes)))
+    }
+
+    /// The current version of a role other than the timestamp, without reading it.
+    fn current_version(&self, role: &RoleName) -> Option<u64> {
+        self.versions.get(role).copied()
+    }
+
+    /// Writes `bytes` as `version` of `role` and keeps the version index (and the known
+    /// hash-bin delegations) up to date.
+    fn put(&mut self, role: &RoleName, version: u64, bytes: &[u8]) -> Result<()> {
+        let path = self.metadata_dir().join(Self::file_name(role, version));
+        write_atomic(&path, bytes).map_err(|e| io(&path, e))?;
+        if role != &RoleName::timestamp() {
+            let v = self.versions.entry(role.clone()).or_insert(version);
+            *v = (*v).max(version);
+        }
+        if bins::may_change_bin_sets(self.bin_sets.get(), role, bytes) {
+            self.bin_sets = Default::default();
+        }
+        Ok(())
     }
 
     fn signed_of(&self, role: &RoleName) -> Result<Option<(u64, Value)>> {
@@ -384,6 +416,9 @@ impl Workspace {
         if TOP_LEVEL.contains(&role.as_str()) {
             return Spec::in_root(&self.root_signed()?, role.as_str());
         }
+        if let Some(set) = self.bin_set_of(role)? {
+            return Ok(set.spec());
+        }
         let (_, delegator) = self
             .delegator_of(role)?
             .ok_or_else(|| RepoError::Invalid(format!("no targets role delegates `{role}`")))?;
@@ -396,7 +431,18 @@ impl Workspace {
 
     /// The targets role (and its signed part) that delegates `role`.
     fn delegator_of(&self, role: &RoleName) -> Result<Option<(RoleName, Value)>> {
+        if let Some(set) = self.bin_set_of(role)? {
+            let parent = set.parent.clone();
+            let signed = self.signed_of(&parent)?.map(|(_, s)| s);
+            return Ok(signed.map(|s| (parent, s)));
+        }
+        // Only a role whose document names `role` can delegate it: the others (hash bins
+        // among them, which may be thousands) are not parsed.
+        let quoted = format!("\"{role}\"");
         for name in self.targets_roles()? {
+            if !self.mentions(&name, &quoted)? {
+                continue;
+            }
             if let Some((_, signed)) = self.signed_of(&name)? {
                 let delegates = signed["delegations"]["roles"]
                     .as_array()
@@ -409,10 +455,44 @@ impl Workspace {
         Ok(None)
     }
 
+    /// The roles `role` delegates to: named roles and hash bins.
+    fn delegated_by(&self, role: &RoleName) -> Result<Vec<RoleName>> {
+        if let Some(set) = self.bins_of(role)? {
+            return Ok(set.names().collect());
+        }
+        if !self.mentions(role, "\"delegations\"")? {
+            return Ok(Vec::new());
+        }
+        let Some((_, signed)) = self.signed_of(role)? else {
+            return Ok(Vec::new());
+        };
+        signed["delegations"]["roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| {
+                RoleName::new(d["name"].as_str().unwrap_or_default()).map_err(RepoError::Invalid)
+            })
+            .collect()
+    }
+
+    /// Whether the current document of `role` contains `needle` (a cheap test before a parse).
+    fn mentions(&self, role: &RoleName, needle: &str) -> Result<bool> {
+        Ok(self
+            .current(role)?
+            .is_some_and(|(_, bytes)| contains(&bytes, needle.as_bytes())))
+    }
+
     /// The keys of every delegation in every targets role.
     fn delegated_keyids(&self) -> Result<std::collections::BTreeSet<String>> {
         let mut ids = std::collections::BTreeSet::new();
+        for set in self.bin_sets()? {
+            ids.extend(set.roles.keyids.iter().cloned());
+        }
         for role in self.targets_roles()? {
+            if !self.mentions(&role, "\"delegations\"")? {
+                continue;
+            }
             if let Some((_, signed)) = self.signed_of(&role)? {
                 for d in signed["delegations"]["roles"]
                     .as_array()
@@ -432,25 +512,13 @@ impl Workspace {
 
     /// Every targets role with metadata in the working copy, `targets` first.
     pub fn targets_roles(&self) -> Result<Vec<RoleName>> {
-        let dir = self.metadata_dir();
-        let mut names = std::collections::BTreeSet::new();
-        for entry in fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            let name = entry.map_err(|e| io(&dir, e))?.file_name();
-            let name = name.to_string_lossy();
-            let Some(stem) = name.strip_suffix(".json") else {
-                continue;
-            };
-            let Some((v, role)) = stem.split_once('.') else {
-                continue;
-            };
-            if v.parse::<u64>().is_ok() && !["root", "snapshot", "targets"].contains(&role) {
-                names.insert(role.to_string());
-            }
-        }
         let mut out = vec![RoleName::targets()];
-        for n in names {
-            out.push(RoleName::new(n).map_err(RepoError::Invalid)?);
-        }
+        out.extend(
+            self.versions
+                .keys()
+                .filter(|r| !TOP_LEVEL.contains(&r.as_str()))
+                .cloned(),
+        );
         Ok(out)
     }
 
@@ -459,7 +527,25 @@ impl Workspace {
     fn write_role(
         &mut self,
         role: &RoleName,
+        signed: Value,
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        // A root is checked against the keys it lists itself.
+        let spec = if role == &RoleName::root() {
+            Spec::in_root(&signed, "root")?
+        } else {
+            self.spec_of(role)?
+        };
+        self.write_role_as(role, signed, &spec, signers, now)
+    }
+
+    /// [`Workspace::write_role`] with the keys and threshold given rather than looked up.
+    fn write_role_as(
+        &mut self,
+        role: &RoleName,
         mut signed: Value,
+        spec: &Spec,
         signers: &[&SigningKey],
         now: DateTime<Utc>,
     ) -> Result<u64> {
@@ -472,37 +558,14 @@ impl Workspace {
             .map_err(RepoError::Invalid)?;
         signed["version"] = json!(version);
         signed["expires"] = json!(expiry_string(expires_after(now, expiry)?));
-        let spec_source = if role == &RoleName::root() {
-            Some(signed.clone())
-        } else {
-            None
-        };
-        let bytes = self.sign_for(role, &signed, signers, spec_source.as_ref())?;
-        let path = self.metadata_dir().join(Self::file_name(role, version));
-        write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
-        Ok(version)
-    }
-
-    /// Signs with those of `signers` that `role` trusts, and checks the threshold. A root is
-    /// checked against the keys it lists itself (`own_root`).
-    fn sign_for(
-        &self,
-        role: &RoleName,
-        signed: &Value,
-        signers: &[&SigningKey],
-        own_root: Option<&Value>,
-    ) -> Result<Vec<u8>> {
-        let spec = match own_root {
-            Some(root) => Spec::in_root(root, "root")?,
-            None => self.spec_of(role)?,
-        };
         let mine = spec.signers_among(role, signers)?;
-        let bytes = sign_document(signed, &mine).map_err(|e| RepoError::Signing {
+        let bytes = sign_document(&signed, &mine).map_err(|e| RepoError::Signing {
             role: role.to_string(),
             reason: e.to_string(),
         })?;
         spec.check(role, &bytes)?;
-        Ok(bytes)
+        self.put(role, version, &bytes)?;
+        Ok(version)
     }
 
     /// Adds (or replaces) the delegation of `child` by `parent` for path patterns `paths`.
@@ -523,6 +586,17 @@ impl Workspace {
     ) -> Result<()> {
         let child = check_role_name(child)?;
         role_keys.check(child.as_str())?;
+        if let Some(set) = self.bin_set_of(&child)? {
+            return Err(RepoError::Invalid(format!(
+                "`{child}` is the name of one of {}'s hash bins",
+                set.parent
+            )));
+        }
+        if self.bins_of(parent)?.is_some() {
+            return Err(RepoError::Invalid(format!(
+                "{parent} hands all of its paths to hash bins and cannot delegate to named roles as well (TAP 15)"
+            )));
+        }
         refuse_online_keys(&self.root_signed()?, &role_keys)?;
         if paths.is_empty() {
             return Err(RepoError::Invalid(format!(
@@ -594,6 +668,11 @@ impl Workspace {
             };
             if signed["targets"].get(path).is_some() {
                 return Ok(role);
+            }
+            // TAP 15: exactly one bin is responsible for a path.
+            if let Some(set) = bins::succinct_of(&role, &signed)? {
+                stack = vec![set.bin_for(path)?];
+                continue;
             }
             let Some(roles) = signed["delegations"]["roles"].as_array() else {
                 break;
@@ -686,21 +765,153 @@ impl Workspace {
         signers: &[&SigningKey],
         now: DateTime<Utc>,
     ) -> Result<Pruned> {
-        let mut signed = match self.signed_of(role)? {
-            Some((_, s)) => s,
-            None => empty_targets(),
+        let entry = NewTarget {
+            role: role.clone(),
+            path: target.to_string(),
+            length,
+            sha256_hex: sha256_hex.to_string(),
+            media_type: media_type.to_string(),
+            signature_version,
         };
-        signed["targets"][target] = json!({
-            "length": length,
-            "hashes": {"sha256": sha256_hex},
-            "custom": {"mediaType": media_type, "signatureVersion": signature_version,
-                       "signedAt": now.to_rfc3339_opts(SecondsFormat::Micros, true)},
-        });
-        let pruned = apply_retention(role, &mut signed, &self.config.retention, now, Some(target))?;
-        self.write_role(role, signed, signers, now)?;
-        self.spend_signature_version(target, signature_version);
+        let pruned = self.set_targets(std::slice::from_ref(&entry), signers, now)?;
+        Ok(Pruned {
+            role: role.to_string(),
+            removed: pruned.into_iter().flat_map(|p| p.removed).collect(),
+        })
+    }
+
+    /// Lists every entry in its role, applies the retention policy, and re-signs each role
+    /// that changed once, with one write of the settings for the lot. Later entries count
+    /// as newer for retention.
+    pub fn set_targets(
+        &mut self,
+        entries: &[NewTarget],
+        signers: &[&SigningKey],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Pruned>> {
+        let mut edited: BTreeMap<RoleName, Value> = BTreeMap::new();
+        for e in entries {
+            let signed = match edited.entry(e.role.clone()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(v) => {
+                    let current = self.signed_of(&e.role)?.map(|(_, s)| s);
+                    v.insert(current.unwrap_or_else(empty_targets))
+                }
+            };
+            signed["targets"][&e.path] = json!({
+                "length": e.length,
+                "hashes": {"sha256": e.sha256_hex},
+                "custom": {"mediaType": e.media_type, "signatureVersion": e.signature_version,
+                           "signedAt": now.to_rfc3339_opts(SecondsFormat::Micros, true)},
+            });
+        }
+        let protect: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        // The roles one retention policy counts together, each group once.
+        let mut groups: BTreeMap<Vec<RoleName>, BTreeMap<RoleName, Value>> = BTreeMap::new();
+        for (role, signed) in edited {
+            groups
+                .entry(self.retention_group(&role)?)
+                .or_default()
+                .insert(role, signed);
+        }
+        let mut pruned = Vec::new();
+        for (group, edited) in groups {
+            let (changed, p) = self.retain(&group, edited, &protect, now)?;
+            for (role, signed) in changed {
+                self.write_role(&role, signed, signers, now)?;
+            }
+            pruned.extend(p);
+        }
+        for e in entries {
+            self.spend_signature_version(&e.path, e.signature_version);
+        }
         self.save()?;
         Ok(pruned)
+    }
+
+    /// The roles whose targets the retention policy counts together with `role`'s: all the
+    /// bins of its hash-bin set when it keeps a number of tags per repository (a
+    /// repository's tags are spread over the bins), else `role` alone.
+    fn retention_group(&self, role: &RoleName) -> Result<Vec<RoleName>> {
+        if self.config.retention.keep.is_some() {
+            if let Some(set) = self.bin_set_of(role)? {
+                return Ok(set.names().collect());
+            }
+        }
+        Ok(vec![role.clone()])
+    }
+
+    /// Applies the retention policy to the roles of one group, `edited` holding those
+    /// already changed; returns every role that changed and what was dropped from each.
+    fn retain(
+        &self,
+        group: &[RoleName],
+        mut edited: BTreeMap<RoleName, Value>,
+        protect: &[&str],
+        now: DateTime<Utc>,
+    ) -> Result<(BTreeMap<RoleName, Value>, Vec<Pruned>)> {
+        let retention = &self.config.retention;
+        if retention.keep.is_none() && retention.max_age.is_none() {
+            return Ok((edited, Vec::new()));
+        }
+        if let [role] = group {
+            let (mut signed, was_edited) = match edited.remove(role) {
+                Some(s) => (s, true),
+                None => match self.signed_of(role)? {
+                    Some((_, s)) => (s, false),
+                    None => return Ok((edited, Vec::new())),
+                },
+            };
+            let pruned = apply_retention(role, &mut signed, retention, now, protect)?;
+            if was_edited || !pruned.removed.is_empty() {
+                edited.insert(role.clone(), signed);
+            }
+            let pruned = (!pruned.removed.is_empty()).then_some(pruned);
+            return Ok((edited, pruned.into_iter().collect()));
+        }
+        // A hash-bin set: the policy runs over the targets of all its bins at once.
+        let mut unchanged = BTreeMap::new();
+        let mut all = Map::new();
+        let mut owner: std::collections::HashMap<String, RoleName> = Default::default();
+        for role in group {
+            let doc = match edited.get(role) {
+                Some(doc) => doc,
+                None => match self.signed_of(role)? {
+                    Some((_, s)) => unchanged.entry(role.clone()).or_insert(s),
+                    None => continue,
+                },
+            };
+            for (path, target) in doc["targets"].as_object().into_iter().flatten() {
+                all.insert(path.clone(), target.clone());
+                owner.insert(path.clone(), role.clone());
+            }
+        }
+        let mut merged = json!({ "targets": all });
+        let dropped = apply_retention(&group[0], &mut merged, retention, now, protect)?;
+        let mut by_role: BTreeMap<RoleName, Vec<String>> = BTreeMap::new();
+        for path in dropped.removed {
+            let Some(role) = owner.get(&path) else {
+                continue;
+            };
+            if let Some(doc) = unchanged.remove(role) {
+                edited.insert(role.clone(), doc);
+            }
+            if let Some(targets) = edited
+                .get_mut(role)
+                .and_then(|d| d["targets"].as_object_mut())
+            {
+                targets.remove(&path);
+            }
+            by_role.entry(role.clone()).or_default().push(path);
+        }
+        let pruned = by_role
+            .into_iter()
+            .map(|(role, removed)| Pruned {
+                role: role.to_string(),
+                removed,
+            })
+            .collect();
+        Ok((edited, pruned))
     }
 
     /// Applies the retention policy to every targets role that `signers` can re-sign; roles
@@ -712,19 +923,22 @@ impl Workspace {
     ) -> Result<(Vec<Pruned>, Vec<Pruned>)> {
         let mut done = Vec::new();
         let mut skipped = Vec::new();
+        let mut groups = std::collections::BTreeSet::new();
         for role in self.targets_roles()? {
-            let Some((_, mut signed)) = self.signed_of(&role)? else {
-                continue;
-            };
-            let pruned = apply_retention(&role, &mut signed, &self.config.retention, now, None)?;
-            if pruned.removed.is_empty() {
+            groups.insert(self.retention_group(&role)?);
+        }
+        for group in groups {
+            let (changed, pruned) = self.retain(&group, BTreeMap::new(), &[], now)?;
+            if pruned.is_empty() {
                 continue;
             }
-            if distinct_signers(&self.spec_of(&role)?.keyids, signers) > 0 {
-                self.write_role(&role, signed, signers, now)?;
-                done.push(pruned);
+            if distinct_signers(&self.spec_of(&group[0])?.keyids, signers) > 0 {
+                for (role, signed) in changed {
+                    self.write_role(&role, signed, signers, now)?;
+                }
+                done.extend(pruned);
             } else {
-                skipped.push(pruned);
+                skipped.extend(pruned);
             }
         }
         self.save()?;
@@ -735,7 +949,7 @@ impl Workspace {
     pub fn snapshot(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<u64> {
         let mut meta = Map::new();
         for role in self.targets_roles()? {
-            if let Some((v, _)) = self.current(&role)? {
+            if let Some(v) = self.current_version(&role) {
                 meta.insert(role.meta_key(), json!({"version": v}));
             }
         }
@@ -767,22 +981,14 @@ impl Workspace {
             .signed_of(&RoleName::snapshot())?
             .ok_or_else(|| RepoError::Stale("there is no snapshot".into()))?;
         for role in self.targets_roles()? {
-            if let Some((_, signed)) = self.signed_of(&role)? {
-                for d in signed["delegations"]["roles"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                {
-                    let name = d["name"].as_str().unwrap_or_default();
-                    let delegated = RoleName::new(name).map_err(RepoError::Invalid)?;
-                    if self.current(&delegated)?.is_none() {
-                        return Err(RepoError::Stale(format!(
-                            "role {name} is delegated by {role} but has no metadata yet: sign an image with its key first, or delegate it with its private key"
-                        )));
-                    }
+            for delegated in self.delegated_by(&role)? {
+                if self.current_version(&delegated).is_none() {
+                    return Err(RepoError::Stale(format!(
+                        "role {delegated} is delegated by {role} but has no metadata yet: sign an image with its key first, or delegate it with its private key"
+                    )));
                 }
             }
-            if let Some((v, _)) = self.current(&role)? {
+            if let Some(v) = self.current_version(&role) {
                 let pinned = snapshot["meta"][role.meta_key()]["version"].as_u64();
                 if pinned != Some(v) {
                     return Err(RepoError::Stale(format!(
@@ -843,11 +1049,11 @@ impl Workspace {
         roots.sort();
         let mut files: Vec<String> = roots.into_iter().map(|(_, n)| n).collect();
         for role in self.targets_roles()? {
-            if let Some((v, _)) = self.current(&role)? {
+            if let Some(v) = self.current_version(&role) {
                 files.push(Self::file_name(&role, v));
             }
         }
-        if let Some((v, _)) = self.current(&RoleName::snapshot())? {
+        if let Some(v) = self.current_version(&RoleName::snapshot()) {
             files.push(Self::file_name(&RoleName::snapshot(), v));
         }
         files.push("timestamp.json".into());
@@ -893,6 +1099,33 @@ impl Workspace {
             reason: e.to_string(),
         })
     }
+}
+
+/// The highest version of each role in `dir` (`<version>.<role>.json`; the timestamp is
+/// `timestamp.json` and not listed).
+fn scan_versions(dir: &Path) -> Result<BTreeMap<RoleName, u64>> {
+    let mut versions = BTreeMap::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(versions),
+        Err(e) => return Err(io(dir, e)),
+    };
+    for entry in entries {
+        let name = entry.map_err(|e| io(dir, e))?.file_name();
+        let name = name.to_string_lossy();
+        let Some((v, role)) = name
+            .strip_suffix(".json")
+            .and_then(|stem| stem.split_once('.'))
+        else {
+            continue;
+        };
+        let (Ok(v), Ok(role)) = (v.parse::<u64>(), RoleName::new(role)) else {
+            continue;
+        };
+        let best = versions.entry(role).or_insert(v);
+        *best = (*best).max(v);
+    }
+    Ok(versions)
 }
 
 fn version_of(bytes: &[u8]) -> Result<u64, String> {
@@ -984,6 +1217,11 @@ impl Spec {
     pub(super) fn check(&self, role: &RoleName, bytes: &[u8]) -> Result<()> {
         check_signed(role, bytes, &self.keys, &self.keyids, self.threshold)
     }
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// How many distinct keys among `signers` are in `keyids`.
@@ -1133,7 +1371,13 @@ pub(crate) mod tests {
         )
     }
 
-    fn publish_all(ws: &mut Workspace) {
+    /// The files that destination `test` has not received.
+    pub(crate) fn unpublished_names(ws: &Workspace) -> Vec<String> {
+        let files = ws.unpublished("test").expect("list");
+        files.into_iter().map(|f| f.0).collect()
+    }
+
+    pub(crate) fn publish_all(ws: &mut Workspace) {
         for (name, bytes) in ws.unpublished("test").expect("unpublished") {
             ws.mark_published("test", &name, &bytes).expect("mark");
         }
@@ -1184,14 +1428,8 @@ pub(crate) mod tests {
         );
         ws.timestamp(&signers, Utc::now()).expect("timestamp");
         ws.check_consistent().expect("consistent");
-        let names: Vec<String> = ws
-            .unpublished("test")
-            .expect("list")
-            .into_iter()
-            .map(|f| f.0)
-            .collect();
         assert_eq!(
-            names,
+            unpublished_names(&ws),
             ["2.targets.json", "2.snapshot.json", "timestamp.json"]
         );
         assert_eq!(

@@ -108,13 +108,14 @@ impl Retention {
 type SignedTarget = (Option<DateTime<Utc>>, String);
 
 /// Keeps the newest `keep` targets per repository and drops those signed before
-/// `now - max_age`. Targets without `signedAt` count as oldest.
+/// `now - max_age`. Targets without `signedAt` count as oldest. The targets being signed
+/// (`protect`, oldest first) are never dropped for their age, and count as the newest.
 pub(super) fn apply_retention(
     role: &RoleName,
     signed: &mut Value,
     retention: &Retention,
     now: DateTime<Utc>,
-    protect: Option<&str>,
+    protect: &[&str],
 ) -> Result<Pruned> {
     let mut pruned = Pruned {
         role: role.to_string(),
@@ -133,7 +134,9 @@ pub(super) fn apply_retention(
         let cutoff = now - parse_duration(age).map_err(RepoError::Invalid)?;
         let old: Vec<String> = targets
             .iter()
-            .filter(|(k, v)| Some(k.as_str()) != protect && signed_at(v).is_none_or(|t| t < cutoff))
+            .filter(|(k, v)| {
+                !protect.contains(&k.as_str()) && signed_at(v).is_none_or(|t| t < cutoff)
+            })
             .map(|(k, _)| k.clone())
             .collect();
         for k in old {
@@ -148,10 +151,10 @@ pub(super) fn apply_retention(
         for (path, v) in targets.iter() {
             let repo = path.split([':', '@']).next().unwrap_or(path).to_string();
             // The target being signed right now is the newest, whatever the clocks said.
-            let at = if Some(path.as_str()) == protect {
-                Some(DateTime::<Utc>::MAX_UTC)
-            } else {
-                signed_at(v)
+            let at = match protect.iter().rposition(|p| *p == path.as_str()) {
+                Some(i) => DateTime::<Utc>::MAX_UTC
+                    .checked_sub_signed(Duration::seconds((protect.len() - i) as i64)),
+                None => signed_at(v),
             };
             by_repo.entry(repo).or_default().push((at, path.clone()));
         }

@@ -4,11 +4,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
+use super::bins::rekey_bins;
 use super::{
-    check_key_separation, expires_after, expiry_string, io, online_keyids, parse_duration,
+    check_key_separation, expires_after, expiry_string, online_keyids, parse_duration,
     prune_unused_keys, refuse_online_keys, RepoError, Result, RoleKeys, Spec, Workspace, TOP_LEVEL,
 };
-use crate::io::write_atomic;
 use crate::tuf::names::RoleName;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 
@@ -31,6 +31,14 @@ impl Workspace {
             threshold,
         };
         rk.check(role.as_str())?;
+        if let Some(set) = self.bin_set_of(role)? {
+            return Err(RepoError::Invalid(format!(
+                "{role} is one of the {} hash bins of {}, which share its keys: rotate {} instead",
+                set.count(),
+                set.parent,
+                set.parent
+            )));
+        }
         let all: Vec<&SigningKey> = authorizers.iter().chain(new_keys).copied().collect();
         if TOP_LEVEL.contains(&role.as_str()) {
             let old_root = self.root_signed()?;
@@ -83,15 +91,16 @@ impl Workspace {
                         reason: format!("not signed by a threshold of {which}'s keys: {e}"),
                     })?;
             }
-            let path = self
-                .metadata_dir()
-                .join(Self::file_name(&RoleName::root(), next));
-            write_atomic(&path, &bytes).map_err(|e| io(&path, e))?;
+            self.put(&RoleName::root(), next, &bytes)?;
             if role != &RoleName::root() {
-                let (_, signed) = self
+                let (_, mut signed) = self
                     .signed_of(role)?
                     .ok_or_else(|| RepoError::Invalid(format!("{role} has no metadata")))?;
+                let had_bins = rekey_bins(&mut signed, &rk)?;
                 self.write_role(role, signed, new_keys, now)?;
+                if had_bins {
+                    self.resign_bins(role, new_keys, now)?;
+                }
             }
         } else {
             refuse_online_keys(&self.root_signed()?, &rk)?;
@@ -112,8 +121,12 @@ impl Workspace {
                     serde_json::to_value(k).unwrap_or(Value::Null);
             }
             self.write_role(&parent, signed, authorizers, now)?;
-            if let Some((_, child)) = self.signed_of(role)? {
+            if let Some((_, mut child)) = self.signed_of(role)? {
+                let had_bins = rekey_bins(&mut child, &rk)?;
                 self.write_role(role, child, new_keys, now)?;
+                if had_bins {
+                    self.resign_bins(role, new_keys, now)?;
+                }
             }
         }
         self.save()
