@@ -492,11 +492,14 @@ fn bundles_verify_offline_after_the_registry_is_gone() {
     // A tampered bundle changes nothing: the trusted state stays at what was verified.
     let mut bundle: serde_json::Value =
         serde_json::from_slice(&std::fs::read(f.path("edge.json")).expect("bundle")).expect("json");
-    let ts = bundle["metadata"]["timestamp.json"]
-        .as_str()
-        .expect("timestamp")
-        .replacen("\"version\": 1", "\"version\": 7", 1);
-    bundle["metadata"]["timestamp.json"] = ts.into();
+    let mut ts: serde_json::Value = serde_json::from_str(
+        bundle["metadata"]["timestamp.json"]
+            .as_str()
+            .expect("timestamp"),
+    )
+    .expect("timestamp json");
+    ts["signed"]["version"] = 7.into();
+    bundle["metadata"]["timestamp.json"] = ts.to_string().into();
     std::fs::write(
         f.path("bad.json"),
         serde_json::to_vec(&bundle).expect("json"),

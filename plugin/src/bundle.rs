@@ -245,7 +245,11 @@ pub fn export(
                 reason,
             }
         })?;
-        let (file, bytes) = fetch(&role, Some(meta.version.get()), limits.targets_max)?;
+        let max = meta
+            .length
+            .unwrap_or(limits.targets_max)
+            .min(limits.hard_max);
+        let (file, bytes) = fetch(&role, Some(meta.version.get()), max)?;
         add(&mut bundle, &file, bytes)?;
     }
     let mut left_out = Vec::new();

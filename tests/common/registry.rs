@@ -45,6 +45,16 @@ impl TestRegistry {
     }
 
     pub fn start_in(dir: tempfile::TempDir, extra: &str, tls: bool) -> Self {
+        Self::start_logging(dir, extra, tls, "warn")
+    }
+
+    /// A plain-HTTP registry that logs every request it answers (`http.request.uri`,
+    /// `http.response.written`) into [`TestRegistry::log`].
+    pub fn start_with_access_log() -> Self {
+        Self::start_logging(super::tempdir(), "", false, "info")
+    }
+
+    fn start_logging(dir: tempfile::TempDir, extra: &str, tls: bool, level: &str) -> Self {
         assert!(
             Path::new(REGISTRY_BIN).is_file(),
             "{REGISTRY_BIN} not found: install the Debian package `docker-registry` ({})",
@@ -61,7 +71,7 @@ impl TestRegistry {
             String::new()
         };
         let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}/storage\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{tls_yaml}{extra}",
+            "version: 0.1\nlog:\n  level: {level}\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}/storage\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n{tls_yaml}{extra}",
             dir.path().display()
         );
         let config_path = dir.path().join("registry.yml");

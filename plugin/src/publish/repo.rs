@@ -25,9 +25,10 @@ use crate::tuf::schema::Key;
 use crate::tuf::signing::{key_id, sign_document, SigningKey};
 use crate::tuf::verify::{check_threshold, RoleSpec};
 
-/// The largest working-copy files read: the repository's own settings, and a metadata
+/// The largest working-copy files read: the repository's own settings (which hold a
+/// signature version for every tag ever signed: about 4 MB for 100,000), and a metadata
 /// document (never longer than the trust core's absolute cap, [`crate::tuf::Limits::hard_max`]).
-const CONFIG_FILE_MAX: u64 = 1024 * 1024;
+const CONFIG_FILE_MAX: u64 = 64 * 1024 * 1024;
 const METADATA_FILE_MAX: u64 = 64 * 1024 * 1024;
 
 mod bins;
@@ -948,9 +949,19 @@ impl Workspace {
     /// A new snapshot of the current version of every targets role.
     pub fn snapshot(&mut self, signers: &[&SigningKey], now: DateTime<Utc>) -> Result<u64> {
         let mut meta = Map::new();
+        // A client reads a targets role it knows no length of up to a default cap (python-tuf's
+        // and ours: 5 MB); a larger role has its length listed, so clients read it whole.
+        let default_cap = crate::tuf::Limits::default().targets_max;
         for role in self.targets_roles()? {
             if let Some(v) = self.current_version(&role) {
-                meta.insert(role.meta_key(), json!({"version": v}));
+                let path = self.metadata_dir().join(Self::file_name(&role, v));
+                let length = fs::metadata(&path).map_err(|e| io(&path, e))?.len();
+                let entry = if length > default_cap {
+                    json!({"version": v, "length": length})
+                } else {
+                    json!({"version": v})
+                };
+                meta.insert(role.meta_key(), entry);
             }
         }
         let signed = json!({"_type": "snapshot", "spec_version": "1.0.31", "version": 1,

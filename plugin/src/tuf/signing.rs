@@ -161,7 +161,9 @@ pub fn sign_document(signed: &Value, keys: &[&SigningKey]) -> Result<Vec<u8>, Si
         .map(|k| Ok(json!({"keyid": k.key_id(), "sig": k.sign(&canonical)?})))
         .collect::<Result<Vec<Value>, SigningError>>()?;
     let envelope = json!({"signed": signed, "signatures": signatures});
-    serde_json::to_vec_pretty(&envelope).map_err(|e| SigningError::Sign(e.to_string()))
+    // Compact: signatures cover the canonical form, not the file's, and every node fetches
+    // and parses these bytes (indentation made a targets role a third larger).
+    serde_json::to_vec(&envelope).map_err(|e| SigningError::Sign(e.to_string()))
 }
 
 /// PEM SubjectPublicKeyInfo for an uncompressed P-256 point.
