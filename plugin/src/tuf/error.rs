@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use super::keys::KeyError;
 use super::schema::{Expires, SchemaError};
 use super::verify::ThresholdError;
 use crate::tuf::fetch::FetchError;
@@ -29,6 +30,15 @@ pub enum Error {
         file: String,
         #[source]
         source: SchemaError,
+    },
+    /// A document lists a key this client cannot use (an unknown type, a scheme that does not
+    /// fit the type, bad key bytes): the whole document is refused, as python-tuf refuses it.
+    #[error("{file} lists key {keyid}, which cannot be used: {source}")]
+    UnusableKey {
+        file: String,
+        keyid: String,
+        #[source]
+        source: KeyError,
     },
     #[error("{0}")]
     Threshold(#[from] ThresholdError),
@@ -108,7 +118,7 @@ impl Error {
     pub fn reason(&self) -> ReasonCode {
         match self {
             Error::Fetch { source, .. } => source.reason(),
-            Error::Malformed { .. } => ReasonCode::Malformed,
+            Error::Malformed { .. } | Error::UnusableKey { .. } => ReasonCode::Malformed,
             Error::Threshold(_) => ReasonCode::ThresholdNotMet,
             Error::Rollback { .. } => ReasonCode::Rollback,
             Error::VersionMismatch { .. } => ReasonCode::VersionMismatch,

@@ -11,8 +11,9 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256, Sha512};
 
 use super::error::{Error, Result};
+use super::keys::PublicKey;
 use super::names::RoleName;
-use super::schema::{Document, Envelope, MetaFile, Root, Snapshot, Targets, Timestamp};
+use super::schema::{Document, Envelope, Key, MetaFile, Root, Snapshot, Targets, Timestamp};
 use super::verify::{check_threshold, RoleSpec};
 use crate::tuf::fetch::metadata_file_name;
 
@@ -53,6 +54,21 @@ fn parse<T: Document>(file: &str, bytes: &[u8]) -> Result<Envelope<T>> {
     Envelope::<T>::from_slice(bytes).map_err(|e| Error::malformed(file, e))
 }
 
+/// Every key that a root or a delegation lists must be usable here, signing or not: a key of
+/// an unknown type or with a scheme that does not fit its type makes the document malformed
+/// (python-tuf refuses it at parse time; accepting it would trust a root whose roles may be
+/// unverifiable).
+fn check_keys(file: &str, keys: &BTreeMap<String, Key>) -> Result<()> {
+    for (keyid, key) in keys {
+        PublicKey::from_metadata(key).map_err(|source| Error::UnusableKey {
+            file: file.to_string(),
+            keyid: keyid.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
 fn root_spec<'a>(root: &'a Root, role: &'a str) -> RoleSpec<'a> {
     let keys = root.role(role);
     RoleSpec {
@@ -68,6 +84,7 @@ impl TrustedSet {
     /// it may be expired (a newer root may follow).
     pub fn from_root(bytes: &[u8], now: DateTime<Utc>) -> Result<Self> {
         let env: Envelope<Root> = parse("root.json", bytes)?;
+        check_keys("root.json", &env.signed.keys)?;
         check_threshold(
             &root_spec(&env.signed, "root"),
             &env.canonical,
@@ -138,6 +155,7 @@ impl TrustedSet {
         })?;
         let file = metadata_file_name(&RoleName::root(), Some(expected));
         let env: Envelope<Root> = parse(&file, bytes)?;
+        check_keys(&file, &env.signed.keys)?;
         // 5.3.4: signed by a threshold of keys from the trusted root.
         check_threshold(
             &root_spec(&self.root.signed, "root"),
@@ -324,6 +342,9 @@ impl TrustedSet {
         let file = format!("{}.json", role.encoded());
         check_length_and_hashes(&file, "snapshot", &pinned, bytes)?;
         let env: Envelope<Targets> = parse(&file, bytes)?;
+        if let Some(delegations) = &env.signed.delegations {
+            check_keys(&file, &delegations.keys)?;
+        }
 
         let delegating_targets;
         let spec = if delegator == &RoleName::root() {
@@ -499,4 +520,50 @@ pub fn check_hashes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tuf::signing::{sign_document, SigningKey};
+    use crate::tuf::testing::RepoBuilder;
+    use crate::verdict::ReasonCode;
+
+    /// The builder's root v1 with `key` added to its key table (used by no role), re-signed.
+    fn root_listing(key: serde_json::Value) -> Vec<u8> {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut repo = RepoBuilder::new(tmp.path());
+        repo.publish_all();
+        let mut root: serde_json::Value =
+            serde_json::from_slice(&repo.initial_root()).expect("json");
+        root["signed"]["keys"]["ab".repeat(32)] = key;
+        // RepoBuilder's root key: the ed25519 key from seed [1; 32].
+        sign_document(&root["signed"], &[&SigningKey::ed25519_from_seed([1; 32])]).expect("sign")
+    }
+
+    #[test]
+    fn a_root_listing_an_unusable_key_is_malformed_even_if_no_role_uses_it() {
+        for (key, says) in [
+            (
+                serde_json::json!({"keytype": "frobnicate", "scheme": "frob", "keyval": {"public": "00"}}),
+                "unsupported key type/scheme frobnicate/frob",
+            ),
+            (
+                serde_json::json!({"keytype": "ed25519", "scheme": "rsassa-pss-sha256", "keyval": {"public": "00"}}),
+                "unsupported key type/scheme ed25519/rsassa-pss-sha256",
+            ),
+            (
+                serde_json::json!({"keytype": "ed25519", "scheme": "ed25519", "keyval": {"public": "not hex"}}),
+                "not hex",
+            ),
+        ] {
+            let err = TrustedSet::from_root(&root_listing(key), Utc::now()).expect_err("refused");
+            assert!(matches!(err, Error::UnusableKey { .. }), "{err}");
+            assert_eq!(err.reason(), ReasonCode::Malformed);
+            assert!(err.to_string().contains(says), "{err}");
+        }
+        let ok =
+            serde_json::to_value(SigningKey::ed25519_from_seed([9; 32]).public()).expect("key");
+        TrustedSet::from_root(&root_listing(ok), Utc::now()).expect("a usable unused key is fine");
+    }
 }
