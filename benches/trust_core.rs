@@ -22,6 +22,7 @@ use pullguard_plugin::tuf::testing::RepoBuilder;
 use pullguard_plugin::tuf::verify::{check_threshold, RoleSpec};
 use pullguard_plugin::tuf::{Limits, RoleName, Updater};
 use serde_json::{json, Value};
+use sha2::Digest as _;
 
 fn timestamp_doc() -> Value {
     json!({"_type": "timestamp", "spec_version": "1.0.31", "version": 7,
@@ -142,6 +143,21 @@ fn targets_10k(c: &mut Criterion) {
     let keyids = vec![key.key_id()];
     let mut group = c.benchmark_group("targets_10k");
     group.sample_size(20);
+    // The floor DESIGN §8 measures a refresh against: parsing that much JSON into a value,
+    // plus hashing it.
+    group.bench_function(
+        format!(
+            "floor: serde_json parse + sha256 ({} KiB)",
+            bytes.len() / 1024
+        ),
+        |b| {
+            b.iter(|| {
+                let v: Value = serde_json::from_slice(black_box(&bytes)).expect("json");
+                let digest = sha2::Sha256::digest(black_box(&bytes));
+                (v.is_object(), digest[0])
+            })
+        },
+    );
     group.bench_function(
         format!("parse_canonicalise_verify ({} KiB)", bytes.len() / 1024),
         |b| {

@@ -18,16 +18,32 @@ pub enum ReadError {
     Failed { reason: String },
 }
 
+/// The most room [`read_capped_sized`] takes before the bytes arrive.
+pub const PRESIZE_MAX: u64 = 8 * 1024 * 1024;
+
 /// Reads at most `max_len` bytes; one byte more means the body is too large. With a
 /// deadline, a body still arriving when it passes is a timeout, however steadily it trickles
 /// (reqwest's own timeout only bounds each read).
 pub fn read_capped(
-    mut reader: impl Read,
+    reader: impl Read,
     max_len: u64,
     deadline: Option<Instant>,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut body = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
+    read_capped_sized(reader, max_len, deadline, None)
+}
+
+/// [`read_capped`] of a body that announced its length (`Content-Length`): room for that
+/// much is taken at once rather than grown into, up to `max_len` and to [`PRESIZE_MAX`] (a
+/// server that announces more than it sends costs no more than one that sends it).
+pub fn read_capped_sized(
+    mut reader: impl Read,
+    max_len: u64,
+    deadline: Option<Instant>,
+    announced: Option<u64>,
+) -> Result<Vec<u8>, ReadError> {
+    let room = announced.map_or(0, |n| n.min(max_len).min(PRESIZE_MAX).saturating_add(1));
+    let mut body = Vec::with_capacity(usize::try_from(room).unwrap_or(0));
+    let mut chunk = [0u8; 64 * 1024];
     loop {
         if deadline.is_some_and(|d| Instant::now() > d) {
             return Err(ReadError::Timeout);
@@ -191,6 +207,23 @@ mod tests {
             read_capped(&b"abc"[..], 3, Some(past)),
             Err(ReadError::Timeout)
         );
+    }
+
+    #[test]
+    fn an_announced_length_sizes_the_buffer_but_never_decides_the_result() {
+        // Announced right, too long, too short: the bytes that arrive count, and the cap.
+        for announced in [Some(3), Some(1 << 40), Some(1), None] {
+            let body = read_capped_sized(&b"abc"[..], 3, None, announced).expect("read");
+            assert_eq!(body, b"abc");
+            assert!(body.capacity() <= (PRESIZE_MAX + 1) as usize);
+            assert_eq!(
+                read_capped_sized(&b"abcd"[..], 3, None, announced),
+                Err(ReadError::TooLarge { limit: 3 })
+            );
+        }
+        // A lie of 1 TiB under a 1 TiB cap takes no more than PRESIZE_MAX up front.
+        let body = read_capped_sized(&b""[..], 1 << 40, None, Some(1 << 40)).expect("read");
+        assert!(body.capacity() <= (PRESIZE_MAX + 1) as usize);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use super::oci::{
     MEDIA_TYPE_IMAGE_INDEX, MEDIA_TYPE_IMAGE_MANIFEST,
 };
 use super::reference::Digest;
-use crate::io::{error_chain, instant_after, read_capped, Deadline, ReadError};
+use crate::io::{error_chain, instant_after, read_capped, read_capped_sized, Deadline, ReadError};
 
 /// How one registry is reached (pullguard config, `registries.<host>`).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
@@ -1040,11 +1040,16 @@ impl Registry {
         if resp.content_length().is_some_and(|n| n > max_len) {
             return Err(self.error(label, ErrorKind::TooLarge { limit: max_len }));
         }
-        read_capped(resp, max_len, Some(self.until(started))).map_err(|e| match e {
-            ReadError::TooLarge { limit } => self.error(label, ErrorKind::TooLarge { limit }),
-            ReadError::Timeout => self.timeout_error(label),
-            ReadError::Failed { reason } => self.error(label, ErrorKind::Unreachable { reason }),
-        })
+        let announced = resp.content_length();
+        read_capped_sized(resp, max_len, Some(self.until(started)), announced).map_err(
+            |e| match e {
+                ReadError::TooLarge { limit } => self.error(label, ErrorKind::TooLarge { limit }),
+                ReadError::Timeout => self.timeout_error(label),
+                ReadError::Failed { reason } => {
+                    self.error(label, ErrorKind::Unreachable { reason })
+                }
+            },
+        )
     }
 
     /// A timeout: the operation's deadline when that is what ran out, else the request's.

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::io::{error_chain, instant_after, read_capped, Deadline, ReadError};
+use crate::io::{error_chain, instant_after, read_capped_sized, Deadline, ReadError};
 use crate::tuf::fetch::{metadata_file_name, target_file_path, FetchError, MetadataSource};
 use crate::tuf::names::RoleName;
 
@@ -116,7 +116,9 @@ impl HttpSource {
                 limit: max_len,
             });
         }
-        read_capped(response, max_len, Some(deadline)).map_err(|e| fetch_error(e, location))
+        let announced = response.content_length();
+        read_capped_sized(response, max_len, Some(deadline), announced)
+            .map_err(|e| fetch_error(e, location))
     }
 }
 

@@ -175,6 +175,285 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
     }
 }
 
+/// A signed document, read without building a [`Value`]: the canonical bytes of its
+/// `signed` object (what the signatures cover), the `_type` that object names, and the JSON
+/// text of `signed` and of `signatures` as written, for the caller's typed parse.
+#[derive(Debug)]
+pub struct SignedParts<'a> {
+    pub canonical: Vec<u8>,
+    pub signed_type: Option<String>,
+    pub signed: &'a str,
+    pub signatures: &'a str,
+}
+
+/// Why bytes are not a signed document.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("{0}")]
+    Json(String),
+    #[error("{0}")]
+    Canonical(CanonicalError),
+    #[error("the envelope must be an object with `signed` (an object) and `signatures` (a list)")]
+    Envelope,
+}
+
+/// Reads a signed document (`{"signed": {...}, "signatures": [...]}`): the same rules as
+/// [`parse_unique`] of the document plus [`to_canonical`] of `signed`, without a [`Value`]
+/// in between. Any object naming a key twice (anywhere in the document) is refused, and
+/// `signed` may hold only integers.
+pub fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
+    let json = |e: serde_json::Error| EnvelopeError::Json(e.to_string());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let top = serde::Deserializer::deserialize_any(&mut de, TopVisitor).map_err(json)?;
+    de.end().map_err(json)?;
+    let Some((signed, signatures)) = top else {
+        return Err(EnvelopeError::Envelope);
+    };
+    let (signed, signatures) = (signed.get(), signatures.get());
+    if !signed.starts_with('{') || !signatures.starts_with('[') {
+        return Err(EnvelopeError::Envelope);
+    }
+    serde_json::from_str::<UniqueKeys>(signatures).map_err(json)?;
+    let failure = std::cell::Cell::new(None);
+    let mut canonical = Vec::with_capacity(signed.len());
+    let mut signed_type = None;
+    let seed = Canon {
+        out: &mut canonical,
+        failure: &failure,
+        type_slot: Some(&mut signed_type),
+    };
+    let written = serde::de::DeserializeSeed::deserialize(
+        seed,
+        &mut serde_json::Deserializer::from_str(signed),
+    );
+    match (written, failure.take()) {
+        (_, Some(e)) => return Err(EnvelopeError::Canonical(e)),
+        (Err(e), None) => return Err(json(e)),
+        (Ok(()), None) => {}
+    }
+    Ok(SignedParts {
+        canonical,
+        signed_type,
+        signed,
+        signatures,
+    })
+}
+
+type RawParts<'de> = Option<(
+    &'de serde_json::value::RawValue,
+    &'de serde_json::value::RawValue,
+)>;
+
+/// The outer object: the text of `signed` and `signatures`; anything else is checked for
+/// duplicate keys only. `None`: valid JSON, but not an envelope.
+struct TopVisitor;
+
+impl<'de> serde::de::Visitor<'de> for TopVisitor {
+    type Value = RawParts<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a signed document")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut seen: Vec<Key<'de>> = Vec::new();
+        let (mut signed, mut signatures) = (None, None);
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if seen.contains(&key) {
+                return Err(serde::de::Error::custom(format_args!(
+                    "the key `{}` appears twice in one object",
+                    key.0
+                )));
+            }
+            match &*key.0 {
+                "signed" => signed = Some(map.next_value()?),
+                "signatures" => signatures = Some(map.next_value()?),
+                _ => {
+                    map.next_value::<UniqueKeys>()?;
+                }
+            }
+            seen.push(key);
+        }
+        Ok(signed.zip(signatures))
+    }
+}
+
+/// An object key, borrowed from the input where it has no escapes.
+#[derive(PartialEq)]
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(std::borrow::Cow::Owned(v)))
+    }
+}
+
+/// Writes the canonical form of one JSON value into `out` as it is parsed. With a
+/// `type_slot`, the value must be an object, and its `_type` string is kept there.
+struct Canon<'a, 'f> {
+    out: &'a mut Vec<u8>,
+    failure: &'f std::cell::Cell<Option<CanonicalError>>,
+    type_slot: Option<&'a mut Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Canon<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Canon<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<(), E> {
+        self.out
+            .extend_from_slice(if v { b"true" } else { b"false" });
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<(), E> {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<(), E> {
+        self.out
+            .extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+        Ok(())
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        let shown =
+            serde_json::Number::from_f64(v).map_or_else(|| v.to_string(), |n| n.to_string());
+        self.failure.set(Some(CanonicalError::NotAnInteger(shown)));
+        Err(E::custom("canonical JSON allows only integers"))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<(), E> {
+        write_string(v, self.out);
+        Ok(())
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            let seed = Canon {
+                out: &mut *out,
+                failure: self.failure,
+                type_slot: None,
+            };
+            if seq.next_element_seed(seed)?.is_none() {
+                out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let start = out.len();
+        // Each member's canonical value is written as it comes, then the members are put in
+        // key order (UTF-8 byte order is code point order, as Python sorts str keys).
+        let mut members: Vec<(Key<'de>, usize, usize)> = Vec::new();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let from = out.len();
+            map.next_value_seed(Canon {
+                out: &mut *out,
+                failure: self.failure,
+                type_slot: None,
+            })?;
+            members.push((key, from - start, out.len() - start));
+        }
+        members.sort_unstable_by(|a, b| a.0 .0.as_bytes().cmp(b.0 .0.as_bytes()));
+        if let Some(pair) = members.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(serde::de::Error::custom(format_args!(
+                "the key `{}` appears twice in one object",
+                pair[0].0 .0
+            )));
+        }
+        let values = out.split_off(start);
+        out.reserve(values.len() + members.len() * 8 + 2);
+        out.push(b'{');
+        for (i, (key, from, to)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_string(&key.0, out);
+            out.push(b':');
+            out.extend_from_slice(&values[*from..*to]);
+        }
+        out.push(b'}');
+        if let Some(slot) = self.type_slot {
+            *slot = members
+                .iter()
+                .find(|m| m.0 .0 == "_type")
+                .and_then(|m| serde_json::from_slice::<String>(&values[m.1..m.2]).ok());
+        }
+        Ok(())
+    }
+}
+
 /// The canonical bytes of `value`.
 pub fn to_canonical(value: &Value) -> Result<Vec<u8>, CanonicalError> {
     let mut out = Vec::with_capacity(256);
@@ -238,6 +517,87 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The old way: a whole `Value`, then the canonical form of its `signed`.
+    fn by_value(bytes: &[u8]) -> Result<Vec<u8>, String> {
+        let v = parse_unique(bytes).map_err(|e| e.to_string())?;
+        to_canonical(&v["signed"]).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn one_pass_canonical_form_is_the_one_of_the_parsed_value() {
+        for doc in [
+            r#"{"signed": {"_type": "targets", "b": [1, -2, {"z": null, "a": true}], "a": "x"}, "signatures": []}"#,
+            r#"{"signatures": [{"keyid": "k", "sig": "s"}], "signed": {"_type": "root", "t\u00e9": "caf\u00e9 \"q\" \\ \n\t\u0001", "\u00e9": 1, "e": 2, "E": 3, "_": {}}}"#,
+            r#"{"signed": {"_type": "x", "emoji": "\ud83d\ude00", "n": 18446744073709551615, "m": -9223372036854775808, "deep": [[[[]]]]}, "signatures": [], "other": 1.5}"#,
+        ] {
+            let parts = signed_parts(doc.as_bytes()).expect(doc);
+            assert_eq!(
+                Ok(parts.canonical.clone()),
+                by_value(doc.as_bytes()),
+                "{doc}"
+            );
+            let signed: Value = serde_json::from_str(parts.signed).expect("signed text");
+            assert_eq!(
+                Some(signed["_type"].as_str().expect("type")),
+                parts.signed_type.as_deref()
+            );
+            assert!(serde_json::from_str::<Vec<Value>>(parts.signatures).is_ok());
+        }
+    }
+
+    #[test]
+    fn one_pass_refuses_what_the_parsed_value_refuses() {
+        for (doc, says) in [
+            (
+                r#"{"signed": {"a": 1, "a": 2}, "signatures": []}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"signed": {"x": {"b": 1, "b": 1}}, "signatures": []}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"signed": {}, "signatures": [{"keyid": "k", "keyid": "k"}]}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"signed": {}, "signatures": [], "x": {"c": 0, "c": 0}}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"signed": {}, "signed": {}, "signatures": []}"#,
+                "appears twice",
+            ),
+            (
+                r#"{"signed": {"n": 1.0}, "signatures": []}"#,
+                "only integers, found the number 1.0",
+            ),
+            (
+                r#"{"signed": {"n": 1e3}, "signatures": []}"#,
+                "only integers",
+            ),
+            (r#"{"signed": {}, "signatures": []} x"#, "trailing"),
+            (r#"{"signed": {}, "signatures": [}"#, ""),
+            (
+                r#"{"signed": [], "signatures": []}"#,
+                "the envelope must be",
+            ),
+            (
+                r#"{"signed": {}, "signatures": {}}"#,
+                "the envelope must be",
+            ),
+            (r#"{"signed": {}}"#, "the envelope must be"),
+            (r#"[1, 2]"#, "the envelope must be"),
+            (r#""signed""#, "the envelope must be"),
+        ] {
+            let err = signed_parts(doc.as_bytes()).expect_err(doc);
+            assert!(err.to_string().contains(says), "{doc}: {err}");
+            if says.contains("integers") {
+                assert!(matches!(err, EnvelopeError::Canonical(_)), "{doc}");
+            }
+        }
+    }
     use serde_json::json;
 
     fn canon(v: Value) -> String {

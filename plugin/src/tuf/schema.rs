@@ -171,14 +171,15 @@ pub struct Snapshot {
 }
 
 /// A target file: its length, its hashes (in the order written) and free-form `custom` data.
+/// Other fields are covered by the signatures (over the canonical form of the whole
+/// document) but not kept: a role lists thousands of targets, and collecting each one's
+/// unknown fields cost more than the rest of its parse.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetFile {
     pub length: u64,
     pub hashes: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<Value>,
-    #[serde(flatten)]
-    pub extra: Extra,
 }
 
 /// A delegated targets role (TUF §4.5 `delegations.roles[]`).
@@ -447,36 +448,26 @@ pub struct Envelope<T> {
 
 impl<T: Document> Envelope<T> {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, SchemaError> {
-        // A duplicate key anywhere makes the document ambiguous: refused, never resolved.
-        let value = cjson::parse_unique(bytes).map_err(|e| SchemaError::Json(e.to_string()))?;
-        Self::from_value(value)
-    }
-
-    fn from_value(value: Value) -> Result<Self, SchemaError> {
-        let Value::Object(mut outer) = value else {
-            return Err(SchemaError::Envelope);
-        };
-        let signed = outer.remove("signed").ok_or(SchemaError::Envelope)?;
-        let signatures = outer.remove("signatures").ok_or(SchemaError::Envelope)?;
-        if !signed.is_object() || !signatures.is_array() {
-            return Err(SchemaError::Envelope);
-        }
-        let found_type = signed
-            .get("_type")
-            .and_then(Value::as_str)
-            .unwrap_or("<none>");
+        // One pass writes the canonical form of `signed` (a duplicate key anywhere makes the
+        // document ambiguous: refused, never resolved); the typed parse reads the text as
+        // written, without a `Value` in between.
+        let parts = cjson::signed_parts(bytes).map_err(|e| match e {
+            cjson::EnvelopeError::Json(e) => SchemaError::Json(e),
+            cjson::EnvelopeError::Canonical(e) => SchemaError::Canonical(e),
+            cjson::EnvelopeError::Envelope => SchemaError::Envelope,
+        })?;
+        let found_type = parts.signed_type.as_deref().unwrap_or("<none>");
         if found_type != T::TYPE {
             return Err(SchemaError::WrongType {
                 expected: T::TYPE,
                 found: found_type.to_string(),
             });
         }
-        let canonical = cjson::to_canonical(&signed)?;
         let signed: T =
-            serde_json::from_value(signed).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+            serde_json::from_str(parts.signed).map_err(|e| SchemaError::Invalid(e.to_string()))?;
         check_spec_version(signed.spec_version())?;
         signed.check().map_err(SchemaError::Invalid)?;
-        let signatures: Vec<Signature> = serde_json::from_value(signatures)
+        let signatures: Vec<Signature> = serde_json::from_str(parts.signatures)
             .map_err(|e| SchemaError::Invalid(format!("signatures: {e}")))?;
         // Two signatures under one key ID make the document ambiguous (as python-tuf rules).
         let mut seen = std::collections::HashSet::new();
@@ -489,7 +480,7 @@ impl<T: Document> Envelope<T> {
         Ok(Envelope {
             signed,
             signatures,
-            canonical,
+            canonical: parts.canonical,
         })
     }
 }
@@ -509,6 +500,10 @@ fn check_spec_version(v: &str) -> Result<(), SchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn bytes_of(v: &Value) -> Vec<u8> {
+        serde_json::to_vec(v).expect("json")
+    }
     use serde_json::json;
 
     fn root_value() -> Value {
@@ -532,7 +527,7 @@ mod tests {
 
     #[test]
     fn parses_root_and_keeps_unknown_fields_in_the_signed_bytes() {
-        let env = Envelope::<Root>::from_value(root_value()).expect("parses");
+        let env = Envelope::<Root>::from_slice(&bytes_of(&root_value())).expect("parses");
         assert_eq!(env.signed.version.get(), 1);
         assert!(env.signed.consistent_snapshot);
         assert_eq!(env.signed.extra["x-unknown"], json!({"b": 1, "a": 2}));
@@ -546,7 +541,8 @@ mod tests {
 
     #[test]
     fn rejects_wrong_type() {
-        let err = Envelope::<Timestamp>::from_value(root_value()).expect_err("wrong type");
+        let err =
+            Envelope::<Timestamp>::from_slice(&bytes_of(&root_value())).expect_err("wrong type");
         assert_eq!(
             err,
             SchemaError::WrongType {
@@ -579,7 +575,7 @@ mod tests {
             let (parent, field) = pointer.rsplit_once('/').expect("pointer");
             v.pointer_mut(parent).expect("parent")[field] = bad.clone();
             assert!(
-                Envelope::<Root>::from_value(v).is_err(),
+                Envelope::<Root>::from_slice(&bytes_of(&v)).is_err(),
                 "{pointer} = {bad} should be rejected"
             );
         }
@@ -588,14 +584,14 @@ mod tests {
             .as_object_mut()
             .expect("roles")
             .remove("snapshot");
-        assert!(Envelope::<Root>::from_value(v).is_err());
+        assert!(Envelope::<Root>::from_slice(&bytes_of(&v)).is_err());
     }
 
     #[test]
     fn rejects_two_signatures_with_one_keyid() {
         let mut v = root_value();
         v["signatures"] = json!([{"keyid": "k1", "sig": "ab"}, {"keyid": "k1", "sig": "ab"}]);
-        let err = Envelope::<Root>::from_value(v).expect_err("duplicate");
+        let err = Envelope::<Root>::from_slice(&bytes_of(&v)).expect_err("duplicate");
         assert!(err.to_string().contains("more than one signature"), "{err}");
     }
 
@@ -654,7 +650,7 @@ mod tests {
                             "paths": ["team/*"]}]}},
             "signatures": []
         });
-        let env = Envelope::<Targets>::from_value(base.clone()).expect("parses");
+        let env = Envelope::<Targets>::from_slice(&bytes_of(&base.clone())).expect("parses");
         let hashes: Vec<&String> = env.signed.targets["a:1"].hashes.keys().collect();
         assert_eq!(hashes, ["sha512", "sha256"], "hash order as written");
 
@@ -671,13 +667,13 @@ mod tests {
                 .expect("roles")
                 .push(bad_role.clone());
             assert!(
-                Envelope::<Targets>::from_value(v).is_err(),
+                Envelope::<Targets>::from_slice(&bytes_of(&v)).is_err(),
                 "{bad_role} should be rejected"
             );
         }
         let mut v = base;
         v["signed"]["targets"]["a:1"]["hashes"] = json!({});
-        assert!(Envelope::<Targets>::from_value(v).is_err());
+        assert!(Envelope::<Targets>::from_slice(&bytes_of(&v)).is_err());
     }
 
     #[test]
