@@ -50,8 +50,16 @@ pub struct Expires(pub DateTime<Utc>);
 
 impl Expires {
     pub fn parse(s: &str) -> Result<Self, String> {
-        // The format is fixed: no fractions, no offsets other than Z.
-        if s.len() != 20 || !s.ends_with('Z') {
+        // The format is fixed: no fractions, no offsets other than Z, and every field its
+        // digits (chrono's `%Y` alone would take a sign or a space: `-999-01-01T…`).
+        let shape = s.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            19 => b == b'Z',
+            _ => b.is_ascii_digit(),
+        });
+        if s.len() != 20 || !shape {
             return Err(format!("expires `{s}` is not YYYY-MM-DDTHH:MM:SSZ"));
         }
         NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%SZ")
@@ -683,6 +691,13 @@ mod tests {
             "2030-01-01T00:00:00.5Z",
             "2030-01-01T00:00:00",
             "2030-13-01T00:00:00Z",
+            // Found by the `schema` fuzz target (tests/fuzz/artifacts-found/schema): a sign or
+            // a space where the year's digits go.
+            "-999-01-01T00:00:00Z",
+            "+999-01-01T00:00:00Z",
+            " 999-01-01T00:00:00Z",
+            "2030-01-01 00:00:00Z",
+            "2030-1-01T00:00:00ZZ",
         ] {
             assert!(Expires::parse(bad).is_err(), "{bad}");
         }
