@@ -202,10 +202,23 @@ pub enum EnvelopeError {
 /// in between. Any object naming a key twice (anywhere in the document) is refused, and
 /// `signed` may hold only integers.
 pub fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
-    let json = |e: serde_json::Error| EnvelopeError::Json(e.to_string());
+    let (signed, signatures) = envelope_text(bytes)?;
+    let (canonical, signed_type) = canonical_object(signed)?;
+    Ok(SignedParts {
+        canonical,
+        signed_type,
+        signed,
+        signatures,
+    })
+}
+
+/// The first half of [`signed_parts`]: the text of `signed` (an object) and of `signatures`
+/// (a list, its objects checked for duplicate keys), and any other member checked for
+/// duplicate keys.
+pub fn envelope_text(bytes: &[u8]) -> Result<(&str, &str), EnvelopeError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let top = serde::Deserializer::deserialize_any(&mut de, TopVisitor).map_err(json)?;
-    de.end().map_err(json)?;
+    let top = serde::Deserializer::deserialize_any(&mut de, TopVisitor).map_err(json_error)?;
+    de.end().map_err(json_error)?;
     let Some((signed, signatures)) = top else {
         return Err(EnvelopeError::Envelope);
     };
@@ -213,7 +226,12 @@ pub fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
     if !signed.starts_with('{') || !signatures.starts_with('[') {
         return Err(EnvelopeError::Envelope);
     }
-    serde_json::from_str::<UniqueKeys>(signatures).map_err(json)?;
+    serde_json::from_str::<UniqueKeys>(signatures).map_err(json_error)?;
+    Ok((signed, signatures))
+}
+
+/// The second half: the canonical bytes of the JSON object `signed`, and its `_type`.
+pub fn canonical_object(signed: &str) -> Result<(Vec<u8>, Option<String>), EnvelopeError> {
     let failure = std::cell::Cell::new(None);
     let mut canonical = Vec::with_capacity(signed.len());
     let mut signed_type = None;
@@ -227,16 +245,14 @@ pub fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
         &mut serde_json::Deserializer::from_str(signed),
     );
     match (written, failure.take()) {
-        (_, Some(e)) => return Err(EnvelopeError::Canonical(e)),
-        (Err(e), None) => return Err(json(e)),
-        (Ok(()), None) => {}
+        (_, Some(e)) => Err(EnvelopeError::Canonical(e)),
+        (Err(e), None) => Err(json_error(e)),
+        (Ok(()), None) => Ok((canonical, signed_type)),
     }
-    Ok(SignedParts {
-        canonical,
-        signed_type,
-        signed,
-        signatures,
-    })
+}
+
+fn json_error(e: serde_json::Error) -> EnvelopeError {
+    EnvelopeError::Json(e.to_string())
 }
 
 type RawParts<'de> = Option<(

@@ -445,6 +445,18 @@ fn check_unique_keyids(role: &str, keyids: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// From this size of `signed` on, its canonical form is written on a second thread while the
+/// typed parse runs (a role of 10,000 targets is about 1.2 MB).
+const SIDE_BY_SIDE_FROM: usize = 256 * 1024;
+
+fn envelope_error(e: cjson::EnvelopeError) -> SchemaError {
+    match e {
+        cjson::EnvelopeError::Json(e) => SchemaError::Json(e),
+        cjson::EnvelopeError::Canonical(e) => SchemaError::Canonical(e),
+        cjson::EnvelopeError::Envelope => SchemaError::Envelope,
+    }
+}
+
 /// A parsed, not yet verified, signed document: the typed `signed` part, the signatures, and
 /// the canonical bytes of `signed` that the signatures must cover.
 #[derive(Debug, Clone)]
@@ -458,24 +470,39 @@ impl<T: Document> Envelope<T> {
     pub fn from_slice(bytes: &[u8]) -> Result<Self, SchemaError> {
         // One pass writes the canonical form of `signed` (a duplicate key anywhere makes the
         // document ambiguous: refused, never resolved); the typed parse reads the text as
-        // written, without a `Value` in between.
-        let parts = cjson::signed_parts(bytes).map_err(|e| match e {
-            cjson::EnvelopeError::Json(e) => SchemaError::Json(e),
-            cjson::EnvelopeError::Canonical(e) => SchemaError::Canonical(e),
-            cjson::EnvelopeError::Envelope => SchemaError::Envelope,
-        })?;
-        let found_type = parts.signed_type.as_deref().unwrap_or("<none>");
+        // written, without a `Value` in between. For a large document the two passes run
+        // side by side.
+        let (signed_text, signatures_text) = cjson::envelope_text(bytes).map_err(envelope_error)?;
+        let (canonical, typed) = std::thread::scope(|s| {
+            let beside = (signed_text.len() >= SIDE_BY_SIDE_FROM)
+                .then(|| {
+                    std::thread::Builder::new()
+                        .name("canonical".into())
+                        .spawn_scoped(s, || cjson::canonical_object(signed_text))
+                        .ok()
+                })
+                .flatten();
+            let typed = serde_json::from_str::<T>(signed_text);
+            let canonical = match beside {
+                Some(handle) => handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                None => cjson::canonical_object(signed_text),
+            };
+            (canonical, typed)
+        });
+        let (canonical, signed_type) = canonical.map_err(envelope_error)?;
+        let found_type = signed_type.as_deref().unwrap_or("<none>");
         if found_type != T::TYPE {
             return Err(SchemaError::WrongType {
                 expected: T::TYPE,
                 found: found_type.to_string(),
             });
         }
-        let signed: T =
-            serde_json::from_str(parts.signed).map_err(|e| SchemaError::Invalid(e.to_string()))?;
+        let signed: T = typed.map_err(|e| SchemaError::Invalid(e.to_string()))?;
         check_spec_version(signed.spec_version())?;
         signed.check().map_err(SchemaError::Invalid)?;
-        let signatures: Vec<Signature> = serde_json::from_str(parts.signatures)
+        let signatures: Vec<Signature> = serde_json::from_str(signatures_text)
             .map_err(|e| SchemaError::Invalid(format!("signatures: {e}")))?;
         // Two signatures under one key ID make the document ambiguous (as python-tuf rules).
         let mut seen = std::collections::HashSet::new();
@@ -488,7 +515,7 @@ impl<T: Document> Envelope<T> {
         Ok(Envelope {
             signed,
             signatures,
-            canonical: parts.canonical,
+            canonical,
         })
     }
 }
@@ -682,6 +709,37 @@ mod tests {
         let mut v = base;
         v["signed"]["targets"]["a:1"]["hashes"] = json!({});
         assert!(Envelope::<Targets>::from_slice(&bytes_of(&v)).is_err());
+    }
+
+    #[test]
+    fn a_large_document_reads_the_same_side_by_side() {
+        let targets: serde_json::Map<String, Value> = (0..4000)
+            .map(|i| {
+                (
+                    format!("app-{i}:1"),
+                    json!({"length": i, "hashes": {"sha256": format!("{i:064x}")}}),
+                )
+            })
+            .collect();
+        let signed = json!({"_type": "targets", "spec_version": "1.0.31", "version": 2,
+                            "expires": "2030-01-01T00:00:00Z", "targets": targets});
+        let doc = json!({"signed": signed, "signatures": []});
+        let bytes = bytes_of(&doc);
+        assert!(bytes.len() > SIDE_BY_SIDE_FROM, "{} bytes", bytes.len());
+        let env = Envelope::<Targets>::from_slice(&bytes).expect("parses");
+        assert_eq!(
+            env.canonical,
+            cjson::to_canonical(&signed).expect("canonical")
+        );
+        assert_eq!(env.signed.targets.len(), 4000);
+        // The same refusals as a small document: the wrong type, a duplicate key deep inside.
+        let err = Envelope::<Snapshot>::from_slice(&bytes).expect_err("wrong type");
+        assert!(matches!(err, SchemaError::WrongType { .. }), "{err}");
+        let text = String::from_utf8(bytes).expect("utf8");
+        let dup = text.replacen("\"length\":3999", "\"length\":3999,\"length\":3999", 1);
+        assert_ne!(dup, text);
+        let err = Envelope::<Targets>::from_slice(dup.as_bytes()).expect_err("duplicate");
+        assert!(matches!(err, SchemaError::Json(_)), "{err}");
     }
 
     #[test]
