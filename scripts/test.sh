@@ -20,6 +20,9 @@ ignored=$(grep -E '^test result: ' "$log" | grep -Eo '[0-9]+ ignored' | awk '{s+
 lint=0
 cargo fmt --all -- --check || { echo "cargo fmt: the tree is not formatted (run cargo fmt --all)"; lint=1; }
 cargo clippy --workspace --all-targets --locked -- -D warnings || { echo "clippy: warnings"; lint=1; }
+# Every fuzz target briefly from its seeds (tests/fuzz/README.md).
+fuzz=0
+scripts/fuzz.sh smoke 60 || { echo "fuzz smoke: failed"; fuzz=1; }
 
 echo
 echo "pullguard test summary (all test binaries):"
@@ -30,5 +33,9 @@ if [[ $status -ne 0 || $failed -ne 0 ]]; then
 fi
 if [[ $lint -ne 0 ]]; then
   echo "FAILED (formatting or clippy)"
+  exit 1
+fi
+if [[ $fuzz -ne 0 ]]; then
+  echo "FAILED (fuzz smoke: a target crashed, leaked, hung or ran out of memory; its line above names the input)"
   exit 1
 fi

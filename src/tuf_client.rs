@@ -80,7 +80,8 @@ pub fn run(args: TufClientArgs) -> Result<()> {
     match &args.action {
         Action::Init { root_file } => init(&args, root_file),
         Action::Refresh => {
-            refresh(&args, None)?;
+            // As after a download: the process ends next.
+            std::mem::forget(refresh(&args, None)?);
             Ok(())
         }
         Action::Download => download(&args),
@@ -159,6 +160,10 @@ fn download(args: &TufClientArgs) -> Result<()> {
         write_atomic(&path, &bytes).with_context(|| format!("writing {}", path.display()))?;
         args.log(format!("{name}: {} bytes verified, written", bytes.len()));
     }
+    // The process ends next: its memory goes back to the system at once, without a walk
+    // over every trusted target to free them one by one (a few ms for 10,000). Everything
+    // written is already durable.
+    std::mem::forget(updater);
     Ok(())
 }
 
