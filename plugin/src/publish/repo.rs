@@ -35,7 +35,7 @@ mod bins;
 mod policy;
 mod rotate;
 
-pub use bins::{check_bin_count, MAX_BINS};
+pub use bins::check_bin_count;
 use policy::apply_retention;
 pub use policy::{parse_duration, Expiries, Retention};
 

@@ -175,17 +175,6 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
     }
 }
 
-/// A signed document, read without building a [`Value`]: the canonical bytes of its
-/// `signed` object (what the signatures cover), the `_type` that object names, and the JSON
-/// text of `signed` and of `signatures` as written, for the caller's typed parse.
-#[derive(Debug)]
-pub struct SignedParts<'a> {
-    pub canonical: Vec<u8>,
-    pub signed_type: Option<String>,
-    pub signed: &'a str,
-    pub signatures: &'a str,
-}
-
 /// Why bytes are not a signed document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -197,24 +186,11 @@ pub enum EnvelopeError {
     Envelope,
 }
 
-/// Reads a signed document (`{"signed": {...}, "signatures": [...]}`): the same rules as
-/// [`parse_unique`] of the document plus [`to_canonical`] of `signed`, without a [`Value`]
-/// in between. Any object naming a key twice (anywhere in the document) is refused, and
-/// `signed` may hold only integers.
-pub fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
-    let (signed, signatures) = envelope_text(bytes)?;
-    let (canonical, signed_type) = canonical_object(signed)?;
-    Ok(SignedParts {
-        canonical,
-        signed_type,
-        signed,
-        signatures,
-    })
-}
-
-/// The first half of [`signed_parts`]: the text of `signed` (an object) and of `signatures`
-/// (a list, its objects checked for duplicate keys), and any other member checked for
-/// duplicate keys.
+/// Reads a signed document (`{"signed": {...}, "signatures": [...]}`) in two halves, with
+/// the same rules as [`parse_unique`] of the document plus [`to_canonical`] of `signed` and
+/// no [`Value`] in between. This first half: the text of `signed` (an object) and of
+/// `signatures` (a list, its objects checked for duplicate keys), any other member checked
+/// for duplicate keys.
 pub fn envelope_text(bytes: &[u8]) -> Result<(&str, &str), EnvelopeError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let top = serde::Deserializer::deserialize_any(&mut de, TopVisitor).map_err(json_error)?;
@@ -230,7 +206,8 @@ pub fn envelope_text(bytes: &[u8]) -> Result<(&str, &str), EnvelopeError> {
     Ok((signed, signatures))
 }
 
-/// The second half: the canonical bytes of the JSON object `signed`, and its `_type`.
+/// The second half: the canonical bytes of the JSON object `signed` (integers only, no key
+/// twice), and its `_type`.
 pub fn canonical_object(signed: &str) -> Result<(Vec<u8>, Option<String>), EnvelopeError> {
     let failure = std::cell::Cell::new(None);
     let mut canonical = Vec::with_capacity(signed.len());
@@ -533,6 +510,32 @@ fn write_string(s: &str, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A signed document, read without building a [`Value`]: the canonical bytes of its
+    /// `signed` object (what the signatures cover), the `_type` that object names, and the JSON
+    /// text of `signed` and of `signatures` as written, for the caller's typed parse.
+    #[derive(Debug)]
+    struct SignedParts<'a> {
+        canonical: Vec<u8>,
+        signed_type: Option<String>,
+        signed: &'a str,
+        signatures: &'a str,
+    }
+
+    /// Reads a signed document (`{"signed": {...}, "signatures": [...]}`): the same rules as
+    /// [`parse_unique`] of the document plus [`to_canonical`] of `signed`, without a [`Value`]
+    /// in between. Any object naming a key twice (anywhere in the document) is refused, and
+    /// `signed` may hold only integers.
+    fn signed_parts(bytes: &[u8]) -> Result<SignedParts<'_>, EnvelopeError> {
+        let (signed, signatures) = envelope_text(bytes)?;
+        let (canonical, signed_type) = canonical_object(signed)?;
+        Ok(SignedParts {
+            canonical,
+            signed_type,
+            signed,
+            signatures,
+        })
+    }
 
     /// The old way: a whole `Value`, then the canonical form of its `signed`.
     fn by_value(bytes: &[u8]) -> Result<Vec<u8>, String> {

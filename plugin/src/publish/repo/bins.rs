@@ -169,7 +169,8 @@ impl Workspace {
     }
 
     /// How many hash bins `role` hands its paths to (0: none).
-    pub fn bin_count(&self, role: &RoleName) -> Result<u64> {
+    #[cfg(test)]
+    fn bin_count(&self, role: &RoleName) -> Result<u64> {
         Ok(self.bins_of(role)?.map_or(0, BinSet::count))
     }
 
