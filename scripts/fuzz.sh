@@ -9,7 +9,14 @@
 #                                              seeds: the tree is not changed
 #   scripts/fuzz.sh long [RUNS] [TARGET...]    each target (default all) for RUNS executions
 #                                              (default 10,000,000), one after another, on a
-#                                              corpus kept across runs in $PULLGUARD_FUZZ_OUT
+#                                              corpus kept across runs in $PULLGUARD_FUZZ_OUT,
+#                                              started from the seeds and the kept corpus;
+#                                              appends its summary lines to
+#                                              $PULLGUARD_FUZZ_OUT/ledger.txt
+#   scripts/fuzz.sh keep [TARGET...]           merge a long run's corpus into the committed one
+#                                              (tests/fuzz/corpus/TARGET: the smallest set with
+#                                              the same coverage), so the next machine's long
+#                                              run goes on from where this one got
 #   scripts/fuzz.sh build                      build the targets only
 #   scripts/fuzz.sh repro TARGET FILE...       run TARGET on FILE(s) (a crash reproducer)
 #   scripts/fuzz.sh tmin TARGET FILE           minimise a crash reproducer (cargo fuzz tmin)
@@ -27,6 +34,9 @@
 #                              sanitizer flags would rebuild everything there
 #   PULLGUARD_FUZZ_OUT         corpora of long runs, artifacts, logs (default
 #                              /var/tmp/pullguard-fuzz, else <repo>/target/fuzz-out)
+#   PULLGUARD_FUZZ_SECONDS     long: stop each target after this many seconds even if it
+#                              has not made RUNS executions (a run on a machine with a
+#                              deadline; the summary gives the executions made)
 #   PULLGUARD_TOOLS            where cargo-fuzz is installed (default /var/tmp/pullguard-tools,
 #                              else <repo>/.tools)
 set -euo pipefail
@@ -192,15 +202,53 @@ long() {
     local corpus=$out/corpus/$target
     mkdir -p "$corpus" "$out/logs"
     cp -R "$fuzz_dir/seeds/$target/." "$corpus/"
+    [[ -d $fuzz_dir/corpus/$target ]] && cp -R "$fuzz_dir/corpus/$target/." "$corpus/"
+    local budget=(-runs="$runs")
+    [[ -n ${PULLGUARD_FUZZ_SECONDS:-} ]] && budget+=(-max_total_time="$PULLGUARD_FUZZ_SECONDS")
     log "long: $target, $runs runs (log $out/logs/$target.log)"
-    run_target "$target" "$corpus" "$out/logs/$target.log" -runs="$runs" || failed=1
+    local line status=0
+    line=$(run_target "$target" "$corpus" "$out/logs/$target.log" "${budget[@]}") || status=1
+    echo "$line"
+    echo "$(date -u +%FT%TZ) $(git rev-parse --short HEAD 2>/dev/null || echo '?') $line" \
+      >>"$out/ledger.txt"
+    ((status == 0)) || failed=1
   done
   return $failed
+}
+
+keep() {
+  setup
+  build
+  local list
+  if (($#)); then list=("$@"); else mapfile -t list < <(targets); fi
+  for target in "${list[@]}"; do
+    local from=$out/corpus/$target kept=$fuzz_dir/corpus/$target
+    [[ -d $from ]] || die "keep: no long-run corpus for $target in $from"
+    local merged inputs=("$fuzz_dir/seeds/$target")
+    [[ -d $kept ]] && inputs+=("$kept")
+    inputs+=("$from")
+    merged=$(mktemp -d)
+    # -merge=1 takes the inputs that add coverage, seeds first: none are repeated.
+    ASAN_OPTIONS=${ASAN_OPTIONS:-$asan_options} "$(binary "$target")" -merge=1 \
+      -max_len="${max_len[$target]:-$default_max_len}" -rss_limit_mb=$rss_limit_mb \
+      -malloc_limit_mb=$malloc_limit_mb -timeout=$timeout_s -close_fd_mask=1 \
+      "$merged" "${inputs[@]}" </dev/null >"$out/logs/$target.merge.log" 2>&1 ||
+      die "keep: merging $target failed (log $out/logs/$target.merge.log)"
+    # Seeds are committed already: keep only what they do not hold.
+    local seed
+    for seed in "$fuzz_dir/seeds/$target"/*; do rm -f "$merged/$(sha1sum <"$seed" | cut -c1-40)"; done
+    rm -rf "$kept"
+    mkdir -p "$kept"
+    cp "$merged"/* "$kept"/ 2>/dev/null || true
+    rm -rf "$merged"
+    echo "fuzz keep $target: $(find "$kept" -type f | wc -l) inputs, $(du -sh "$kept" | cut -f1)"
+  done
 }
 
 case ${1:-} in
   smoke) shift; smoke "$@" ;;
   long) shift; long "$@" ;;
+  keep) shift; keep "$@" ;;
   build) setup; build ;;
   repro)
     (($# >= 3)) || die "usage: scripts/fuzz.sh repro TARGET FILE..."

@@ -697,7 +697,9 @@ impl Registry {
         let mut index = match self.referrers_tag(repo, subject)? {
             Some((label, m)) => {
                 let protocol = |detail: String| self.error(&label, ErrorKind::Protocol { detail });
-                let index: serde_json::Value = serde_json::from_slice(&m.bytes)
+                // Read literally (`cjson::literal`), so that every entry is written back
+                // as it was.
+                let index = crate::tuf::cjson::parse_unique(&m.bytes)
                     .map_err(|e| protocol(format!("referrers tag is not an image index: {e}")))?;
                 if !index
                     .get("manifests")

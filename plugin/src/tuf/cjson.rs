@@ -175,6 +175,33 @@ impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
     }
 }
 
+/// Reads any JSON value with its objects' keys taken as written (and refused when one
+/// appears twice), for the free-form parts of typed documents: `custom`, and fields a schema
+/// does not name. `serde_json::Value`'s own reader, with the `raw_value` feature this crate
+/// turns on, reads an object whose first key is `$serde_json::private::RawValue` as the JSON
+/// text its string value holds: valid JSON that every other reader takes as an object with
+/// that key would be read as another value (the `cjson` fuzz target found it).
+pub fn literal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    d.deserialize_any(UniqueVisitor)
+}
+
+/// [`literal`] for an optional field: present means `Some`, `null` included.
+pub fn literal_some<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    literal(d).map(Some)
+}
+
+/// [`literal`] for the fields of an object a schema does not name (`#[serde(flatten)]`).
+pub fn literal_map<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<serde_json::Map<String, Value>, D::Error> {
+    match d.deserialize_map(UniqueVisitor)? {
+        Value::Object(map) => Ok(map),
+        other => Err(serde::de::Error::custom(format_args!(
+            "expected an object, found {other}"
+        ))),
+    }
+}
+
 /// Why bytes are not a signed document.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EnvelopeError {
@@ -563,6 +590,27 @@ mod tests {
             );
             assert!(serde_json::from_str::<Vec<Value>>(parts.signatures).is_ok());
         }
+    }
+
+    #[test]
+    fn serde_json_s_raw_value_token_is_an_ordinary_key() {
+        // tests/fuzz/artifacts-found/cjson/raw-value-token.json
+        let doc = br#"{"signed":{"x":{"$serde_json::private::RawValue":"{\"a\":1}"}}}"#;
+        let read = parse_unique(doc).expect("valid JSON");
+        let x = &read["signed"]["x"];
+        assert_eq!(x["$serde_json::private::RawValue"], "{\"a\":1}", "{read}");
+        assert_eq!(
+            to_canonical(&read).expect("canonical"),
+            doc.to_vec(),
+            "canonical JSON keeps the key"
+        );
+        let mut de = serde_json::Deserializer::from_slice(
+            br#"{"k": [1, {"$serde_json::private::RawValue": "2"}]}"#,
+        );
+        let map = literal_map(&mut de).expect("an object");
+        assert_eq!(map["k"][1]["$serde_json::private::RawValue"], "2");
+        let mut de = serde_json::Deserializer::from_slice(b"[1]");
+        assert!(literal_map(&mut de).is_err(), "not an object");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub struct Key {
     pub keytype: String,
     pub scheme: String,
     pub keyval: KeyVal,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -107,7 +107,7 @@ pub struct KeyVal {
     /// such keys are listed but never verify anything.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public: Option<String>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -116,7 +116,7 @@ pub struct KeyVal {
 pub struct RoleKeys {
     pub keyids: Vec<String>,
     pub threshold: NonZeroU64,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -131,7 +131,7 @@ pub struct Root {
     pub consistent_snapshot: bool,
     pub keys: BTreeMap<String, Key>,
     pub roles: BTreeMap<String, RoleKeys>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -143,7 +143,7 @@ pub struct MetaFile {
     pub length: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hashes: Option<IndexMap<String, String>>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -155,7 +155,7 @@ pub struct Timestamp {
     pub version: NonZeroU64,
     pub expires: Expires,
     pub meta: BTreeMap<String, MetaFile>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -174,7 +174,7 @@ pub struct Snapshot {
     pub version: NonZeroU64,
     pub expires: Expires,
     pub meta: BTreeMap<String, MetaFile>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -186,7 +186,11 @@ pub struct Snapshot {
 pub struct TargetFile {
     pub length: u64,
     pub hashes: IndexMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "cjson::literal_some",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub custom: Option<Value>,
 }
 
@@ -202,7 +206,7 @@ pub struct DelegatedRole {
     pub paths: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path_hash_prefixes: Option<Vec<String>>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -214,7 +218,7 @@ pub struct SuccinctRoles {
     pub threshold: NonZeroU64,
     pub bit_length: u32,
     pub name_prefix: String,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -225,7 +229,7 @@ pub struct Delegations {
     pub roles: Option<Vec<DelegatedRole>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub succinct_roles: Option<SuccinctRoles>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -239,7 +243,7 @@ pub struct Targets {
     pub targets: BTreeMap<String, TargetFile>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delegations: Option<Delegations>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -250,7 +254,7 @@ pub struct Subject {
     pub media_type: String,
     pub size: u64,
     pub digest: String,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -267,7 +271,7 @@ pub struct SignatureDoc {
     pub repository: String,
     #[serde(default)]
     pub tags: Vec<String>,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -277,7 +281,7 @@ pub struct SignatureDoc {
 pub struct Signature {
     pub keyid: String,
     pub sig: String,
-    #[serde(flatten)]
+    #[serde(flatten, deserialize_with = "cjson::literal_map")]
     pub extra: Extra,
 }
 
@@ -571,6 +575,46 @@ mod tests {
         assert!(
             canonical.contains(r#""x-unknown":{"a":2,"b":1}"#),
             "{canonical}"
+        );
+    }
+
+    #[test]
+    fn free_form_fields_are_read_as_written_whatever_their_keys() {
+        // serde_json's own `Value` reader (its `raw_value` feature is on) would read this
+        // object as the JSON its string holds, `{"a": 1}`; the document says an object with
+        // one odd key, and that is what every field of it must hold.
+        let odd = json!({"$serde_json::private::RawValue": "{\"a\": 1}"});
+        assert_ne!(
+            serde_json::from_slice::<Value>(&bytes_of(&odd)).ok(),
+            Some(odd.clone()),
+            "serde_json's quirk this test is about is gone"
+        );
+        let mut v = root_value();
+        v["signed"]["x-unknown"] = odd.clone();
+        v["signed"]["keys"]["k1"]["x-custom"] = json!([odd.clone()]);
+        let env = Envelope::<Root>::from_slice(&bytes_of(&v)).expect("parses");
+        assert_eq!(env.signed.extra["x-unknown"], odd);
+        assert_eq!(
+            env.signed.keys["k1"].extra["x-custom"],
+            json!([odd.clone()])
+        );
+
+        let targets = json!({
+            "signed": {"_type": "targets", "spec_version": "1.0", "version": 1,
+                       "expires": "2030-01-01T00:00:00Z",
+                       "targets": {"a:1": {"length": 5, "hashes": {"sha256": "bb"},
+                                           "custom": odd.clone()},
+                                   "b:1": {"length": 5, "hashes": {"sha256": "bb"},
+                                           "custom": null}}},
+            "signatures": []
+        });
+        let env = Envelope::<Targets>::from_slice(&bytes_of(&targets)).expect("parses");
+        assert_eq!(env.signed.targets["a:1"].custom, Some(odd));
+        assert_eq!(env.signed.targets["b:1"].custom, Some(Value::Null));
+        let written = serde_json::to_value(&env.signed).expect("writes");
+        assert_eq!(
+            written["targets"], targets["signed"]["targets"],
+            "written back as read"
         );
     }
 

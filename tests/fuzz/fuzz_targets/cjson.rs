@@ -2,7 +2,9 @@
 //! arbitrary bytes.
 //!
 //! Properties: the two duplicate-key checks agree; a document `parse_unique` accepts is one
-//! `serde_json` reads the same way (it only adds the duplicate-key rule); a canonical form
+//! `serde_json` reads the same way (it only adds the duplicate-key rule), except where an
+//! object's key is serde_json's raw-value token, which its `Value` reader takes as a
+//! marker (`cjson::literal` says why; `parse_unique` reads the key as written); a canonical form
 //! re-parses to the same value and canonicalises to itself (when no string holds a control
 //! character, which canonical JSON writes raw and JSON forbids raw).
 #![no_main]
@@ -22,6 +24,19 @@ fn has_control_characters(v: &Value) -> bool {
         _ => false,
     }
 }
+
+/// Whether an object in `v` has serde_json's raw-value token as a key.
+fn has_raw_value_token(v: &Value) -> bool {
+    match v {
+        Value::Array(items) => items.iter().any(has_raw_value_token),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k == RAW_VALUE_TOKEN || has_raw_value_token(v)),
+        _ => false,
+    }
+}
+
+const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
 fuzz_target!(|data: &[u8]| {
     let unique = parse_unique(data);
@@ -43,11 +58,13 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    assert_eq!(
-        plain.ok().as_ref(),
-        Some(&value),
-        "serde_json reads it otherwise"
-    );
+    if !has_raw_value_token(&value) {
+        assert_eq!(
+            plain.ok().as_ref(),
+            Some(&value),
+            "serde_json reads it otherwise"
+        );
+    }
     let Ok(canonical) = to_canonical(&value) else {
         return;
     };
