@@ -14,9 +14,10 @@
 #                                              appends its summary lines to
 #                                              $PULLGUARD_FUZZ_OUT/ledger.txt
 #   scripts/fuzz.sh keep [TARGET...]           merge a long run's corpus into the committed one
-#                                              (tests/fuzz/corpus/TARGET: the smallest set with
-#                                              the same coverage), so the next machine's long
-#                                              run goes on from where this one got
+#                                              (tests/fuzz/corpus/TARGET.tar.gz: the smallest
+#                                              set with the same coverage), so the next
+#                                              machine's long run goes on from where this one
+#                                              got
 #   scripts/fuzz.sh build                      build the targets only
 #   scripts/fuzz.sh repro TARGET FILE...       run TARGET on FILE(s) (a crash reproducer)
 #   scripts/fuzz.sh tmin TARGET FILE           minimise a crash reproducer (cargo fuzz tmin)
@@ -202,7 +203,7 @@ long() {
     local corpus=$out/corpus/$target
     mkdir -p "$corpus" "$out/logs"
     cp -R "$fuzz_dir/seeds/$target/." "$corpus/"
-    [[ -d $fuzz_dir/corpus/$target ]] && cp -R "$fuzz_dir/corpus/$target/." "$corpus/"
+    [[ -f $fuzz_dir/corpus/$target.tar.gz ]] && tar -xzf "$fuzz_dir/corpus/$target.tar.gz" -C "$corpus"
     local budget=(-runs="$runs")
     [[ -n ${PULLGUARD_FUZZ_SECONDS:-} ]] && budget+=(-max_total_time="$PULLGUARD_FUZZ_SECONDS")
     log "long: $target, $runs runs (log $out/logs/$target.log)"
@@ -221,27 +222,33 @@ keep() {
   build
   local list
   if (($#)); then list=("$@"); else mapfile -t list < <(targets); fi
+  mkdir -p "$fuzz_dir/corpus"
   for target in "${list[@]}"; do
-    local from=$out/corpus/$target kept=$fuzz_dir/corpus/$target
+    local from=$out/corpus/$target kept=$fuzz_dir/corpus/$target.tar.gz
     [[ -d $from ]] || die "keep: no long-run corpus for $target in $from"
-    local merged inputs=("$fuzz_dir/seeds/$target")
-    [[ -d $kept ]] && inputs+=("$kept")
-    inputs+=("$from")
-    merged=$(mktemp -d)
+    local work
+    work=$(mktemp -d)
+    mkdir -p "$work/merged" "$work/kept"
+    [[ -f $kept ]] && tar -xzf "$kept" -C "$work/kept"
     # -merge=1 takes the inputs that add coverage, seeds first: none are repeated.
     ASAN_OPTIONS=${ASAN_OPTIONS:-$asan_options} "$(binary "$target")" -merge=1 \
       -max_len="${max_len[$target]:-$default_max_len}" -rss_limit_mb=$rss_limit_mb \
       -malloc_limit_mb=$malloc_limit_mb -timeout=$timeout_s -close_fd_mask=1 \
-      "$merged" "${inputs[@]}" </dev/null >"$out/logs/$target.merge.log" 2>&1 ||
+      "$work/merged" "$fuzz_dir/seeds/$target" "$work/kept" "$from" \
+      </dev/null >"$out/logs/$target.merge.log" 2>&1 ||
       die "keep: merging $target failed (log $out/logs/$target.merge.log)"
-    # Seeds are committed already: keep only what they do not hold.
+    # The seeds are committed already: keep only what they do not hold. Inputs are named
+    # by their SHA-1, as libFuzzer names them.
     local seed
-    for seed in "$fuzz_dir/seeds/$target"/*; do rm -f "$merged/$(sha1sum <"$seed" | cut -c1-40)"; done
-    rm -rf "$kept"
-    mkdir -p "$kept"
-    cp "$merged"/* "$kept"/ 2>/dev/null || true
-    rm -rf "$merged"
-    echo "fuzz keep $target: $(find "$kept" -type f | wc -l) inputs, $(du -sh "$kept" | cut -f1)"
+    for seed in "$fuzz_dir/seeds/$target"/*; do
+      rm -f "$work/merged/$(sha1sum <"$seed" | cut -c1-40)"
+    done
+    # The same inputs make the same archive: sorted, no times, no owners.
+    (cd "$work/merged" && find . -type f -printf '%P\n' | LC_ALL=C sort |
+      tar --owner=0 --group=0 --numeric-owner --mtime=@0 -cf - -T - | gzip -9n) >"$kept"
+    echo "fuzz keep $target: $(find "$work/merged" -type f | wc -l) inputs," \
+      "$(du -sh "$work/merged" | cut -f1) ($(du -h "$kept" | cut -f1) archived in $kept)"
+    rm -rf "$work"
   done
 }
 
