@@ -715,6 +715,14 @@ def m_unknown_field(repo, rng):
     return on("signed", "snapshot", set_field("x-vendor", {"note": "ignored"}))
 
 
+@mutation("unknown_field_holding_serde_json_s_raw_value_key", "accept")
+def m_raw_value_key(repo, rng):
+    # serde_json's own Value reader takes this key for its private raw-value marker; the
+    # JSON is an ordinary object (the cjson fuzz target found it).
+    odd = {"$serde_json::private::RawValue": "{\"a\": 1}", "note": "kept as written"}
+    return on("signed", "snapshot", set_field("x-vendor", odd))
+
+
 @mutation("expires_missing", "reject")
 def m_no_expires(repo, rng):
     return on("signed", "targets", lambda s: (s.pop("expires"), s)[1])
