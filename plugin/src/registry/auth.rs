@@ -87,18 +87,33 @@ pub fn from_docker_config(
     path: &Path,
     registry: &str,
 ) -> Result<Option<Credentials>, CredentialError> {
+    let bytes = match crate::io::read_file(path, DOCKER_CONFIG_MAX) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(CredentialError::Unreadable {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })
+        }
+    };
+    docker_config_credentials(&bytes, path, registry)
+}
+
+/// Credentials for `registry` in the bytes of a Docker-style `config.json` read from `path`
+/// (named in errors), as [`from_docker_config`] finds them.
+pub fn docker_config_credentials(
+    bytes: &[u8],
+    path: &Path,
+    registry: &str,
+) -> Result<Option<Credentials>, CredentialError> {
     let shown = || path.display().to_string();
     let unreadable = |reason: String| CredentialError::Unreadable {
         path: shown(),
         reason,
     };
-    let bytes = match crate::io::read_file(path, DOCKER_CONFIG_MAX) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(unreadable(e.to_string())),
-    };
     let config: DockerConfig =
-        serde_json::from_slice(&bytes).map_err(|e| unreadable(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| unreadable(e.to_string()))?;
     let entry = config.auths.iter().find(|(key, _)| {
         let host = key
             .trim_start_matches("https://")

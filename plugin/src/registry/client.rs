@@ -14,6 +14,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYP
 use reqwest::Method;
 use serde::Deserialize;
 
+use super::answer;
 use super::auth::{parse_challenge, Challenge, Credentials, TokenResponse};
 use super::error::{ErrorKind, RegistryError};
 use super::oci::{
@@ -634,7 +635,12 @@ impl Registry {
                 // Some registries answer unknown routes with 200 and an HTML page.
                 return self.referrers_by_tag(repo, subject, artifact_type);
             }
-            next = link_next(&resp);
+            next = resp
+                .headers()
+                .get(reqwest::header::LINK)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|link| answer::next_link(link, resp.url()))
+                .map(String::from);
             let bytes = self.read_body(resp, self.caps.index, &label, started)?;
             found.add(self.parse_listing(&bytes, &label)?, artifact_type);
             pages += 1;
@@ -989,44 +995,13 @@ impl Registry {
         Err(self.error(label, ErrorKind::Status { status, detail }))
     }
 
-    /// The registry's error codes and messages (`{"errors": [{"code", "message"}]}`), or the
-    /// start of the body; empty when the body says nothing.
+    /// What a refusal's body says (`answer::error_detail`), read within its cap.
     fn error_detail(&self, resp: Response) -> String {
-        #[derive(Deserialize)]
-        struct Errors {
-            errors: Vec<ErrorEntry>,
+        match read_capped(resp, self.caps.error_body, Some(self.until(Instant::now()))) {
+            Ok(body) => answer::error_detail(&body),
+            Err(ReadError::TooLarge { .. }) => "a long error body, not shown".into(),
+            Err(e) => format!("its body could not be read: {e}"),
         }
-        #[derive(Deserialize)]
-        struct ErrorEntry {
-            code: Option<String>,
-            message: Option<String>,
-        }
-        let body = match read_capped(resp, self.caps.error_body, Some(self.until(Instant::now()))) {
-            Ok(b) => b,
-            Err(ReadError::TooLarge { .. }) => return "a long error body, not shown".into(),
-            Err(e) => return format!("its body could not be read: {e}"),
-        };
-        if let Ok(errors) = serde_json::from_slice::<Errors>(&body) {
-            let said = |s: &Option<String>| {
-                s.as_deref()
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_string)
-            };
-            let parts: Vec<String> = errors
-                .errors
-                .iter()
-                .filter_map(|e| match (said(&e.code), said(&e.message)) {
-                    (Some(c), Some(m)) => Some(format!("{c}: {m}")),
-                    (c, m) => c.or(m),
-                })
-                .collect();
-            if !parts.is_empty() {
-                return parts.join("; ");
-            }
-        }
-        let text: String = String::from_utf8_lossy(&body).chars().take(200).collect();
-        text.trim().to_string()
     }
 
     /// Reads a body of at most `max_len` bytes, finished within the time limit counted from
@@ -1116,23 +1091,14 @@ fn strip_base(path: &str, base: &str) -> String {
     path.strip_prefix(base).unwrap_or(path).to_string()
 }
 
-/// `Retry-After`: delay-seconds or an HTTP date.
+/// The wait a `Retry-After` header asks for (`answer::retry_after`).
 fn retry_after(resp: &Response) -> Option<Duration> {
     let value = resp
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
-        .ok()?
-        .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let secs = at
-        .timestamp()
-        .saturating_sub(chrono::Utc::now().timestamp())
-        .max(0);
-    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+        .ok()?;
+    answer::retry_after(value, chrono::Utc::now())
 }
 
 /// The non-empty parts, joined with `; `.
@@ -1143,21 +1109,6 @@ fn joined(parts: &[String]) -> String {
         .cloned()
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// The `rel="next"` target of a `Link` header (referrers pagination).
-fn link_next(resp: &Response) -> Option<String> {
-    let link = resp.headers().get(reqwest::header::LINK)?.to_str().ok()?;
-    link.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        params.contains("rel=\"next\"").then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
 }
 
 #[cfg(test)]
@@ -1501,6 +1452,31 @@ mod tests {
             "two `b/sig` entries over two pages: {found:?}"
         );
         assert_eq!(log.lock().expect("log").len(), 2);
+    }
+
+    /// A next link relative to the page (RFC 8288 §3.2), not to the registry's base URL:
+    /// glued to the base as text, this one made `http://127.0.0.1:PORTpage2?…`.
+    #[test]
+    fn a_relative_next_link_is_resolved_against_the_page() {
+        let handler: Arc<Handler> = Arc::new(|req: &Req, _: &str| {
+            let mut headers = vec![(
+                "Content-Type".to_string(),
+                MEDIA_TYPE_IMAGE_INDEX.to_string(),
+            )];
+            if req.path.ends_with("/v2/acme/app/referrers/page2?last=1") {
+                return (200, headers, index_of(&["b/two"]));
+            }
+            headers.push(("Link".into(), "<page2?last=1>; rel=\"next\"".into()));
+            (200, headers, index_of(&["a/one"]))
+        });
+        let (addr, log) = fake(handler);
+        let found = client(&addr, None)
+            .referrers("acme/app", &Digest::sha256_of(b"image"), None)
+            .expect("referrers");
+        assert_eq!(found.entries.len(), 2, "{:?}", found.entries);
+        let log = log.lock().expect("log");
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1], "GET /v2/acme/app/referrers/page2?last=1");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ([`client::Registry`]). Trust data in a registry is read through the registry-native
 //! metadata source (`source::oci`), which builds on this module; this one knows nothing of it.
 
+pub mod answer;
 pub mod auth;
 pub mod client;
 pub mod error;

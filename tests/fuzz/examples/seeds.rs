@@ -35,7 +35,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds"));
     let docs = metadata_documents();
-    let targets: [(&str, Seeds); 9] = [
+    let targets: [(&str, Seeds); 10] = [
         ("cjson", cjson(&docs)),
         ("schema", docs.clone()),
         ("path_pattern", path_pattern()),
@@ -43,6 +43,7 @@ fn main() {
         ("workflow", workflow()),
         ("reference", reference()),
         ("oci", oci()),
+        ("answers", answers()),
         ("bundle", bundle()),
         ("config", config()),
     ];
@@ -419,6 +420,40 @@ fn oci() -> Seeds {
         br#"bearer realm="a\"b,c", scope=x , service="""#.to_vec(),
     );
     seeds
+}
+
+fn answers() -> Seeds {
+    // A byte that picks the part, then its input (see the target).
+    let cases = [
+        (
+            "link-distribution",
+            "L</v2/acme/app/referrers/sha256:ab?last=x&n=1>; rel=\"next\"\n/v2/acme/app/referrers/sha256:ab?n=2",
+        ),
+        (
+            "link-two",
+            "L</p0>; rel=\"prev\"; title=\"a, b; c\", <https://cdn.invalid/p2>; rel=\"Next last\"\n?n=2&last=sha256:cd",
+        ),
+        ("link-relative", "L<./sha256:cd>; rel=next\n../x"),
+        ("retry-seconds", "R120\n\u{1}\u{2}"),
+        ("retry-date", "RWed, 02 Dec 2026 12:01:30 GMT\n\u{0}\u{0}\u{3}\u{c}"),
+        (
+            "error-body",
+            r#"E{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":[{"Type":"repository","Name":"acme/app","Action":"pull"}]},{"code":"DENIED"}]}"#,
+        ),
+        (
+            "error-html",
+            "E<html>\n<body>\u{1b}[31m502 Bad Gateway\u{202e}</body>\n</html>",
+        ),
+        (
+            "docker-config",
+            r#"D{"auths":{"https://127.0.0.1:5000/v1/":{"auth":"YWxpY2U6czNjcjN0"},"reg:1":{}},"credHelpers":{"gcr.invalid":"gcloud"},"credsStore":"desktop"}"#,
+        ),
+        ("docker-lines", "D127.0.0.1:5000\nalice\ns3cr3t: with a colon"),
+    ];
+    cases
+        .iter()
+        .map(|(name, text)| (name.to_string(), text.as_bytes().to_vec()))
+        .collect()
 }
 
 fn bundle() -> Seeds {
