@@ -95,8 +95,9 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// What a refusal's body says, for an error message: the registry's error codes and
 /// messages (`{"errors": [{"code", "message"}]}`) joined with `; `, else the start of the
 /// body as text; empty when it says nothing. At most [`DETAIL_MAX_CHARS`] characters (and
-/// `…`), with control and bidirectional-formatting characters escaped, so that a registry
-/// cannot write lines or terminal sequences into the node's logs.
+/// `…`), with control and bidirectional-formatting characters escaped as `verdict::one_line`
+/// writes them (`\n`, `\u{1b}`), so that a registry cannot write lines or terminal sequences
+/// into the node's logs.
 pub fn error_detail(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Errors {
@@ -141,7 +142,7 @@ fn shown(text: &str) -> String {
     let mut count = 0;
     for c in text.trim().chars() {
         let piece: String = if is_unsafe_in_messages(c) {
-            c.escape_unicode().collect()
+            c.escape_default().collect()
         } else {
             c.to_string()
         };
@@ -265,11 +266,11 @@ mod tests {
         assert_eq!(error_detail(b""), "");
         assert_eq!(
             error_detail(b"line one\nFAKE LOG LINE \x1b[31mred\x1b[0m"),
-            r"line one\u{a}FAKE LOG LINE \u{1b}[31mred\u{1b}[0m"
+            r"line one\nFAKE LOG LINE \u{1b}[31mred\u{1b}[0m"
         );
         assert_eq!(
             error_detail(r#"{"errors":[{"message":"a\u202eb\nc"}]}"#.as_bytes()),
-            r"a\u{202e}b\u{a}c"
+            r"a\u{202e}b\nc"
         );
         let long = error_detail(&[b'x'; 5000]);
         assert_eq!(long.chars().count(), DETAIL_MAX_CHARS + 1);
