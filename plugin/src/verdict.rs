@@ -229,21 +229,29 @@ impl Verdict {
 }
 
 /// `text` on one line: control characters (a line break a registry put into an error
-/// message or a media type, say) are written as escapes, so that one verdict is always one
-/// line, whatever the parts of its message came from.
+/// message or a media type, say) and bidirectional-formatting characters (which reorder how
+/// a line reads) are written as escapes, so that one verdict is always one line that reads
+/// as it is, whatever the parts of its message came from.
 pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(needs_escape) {
         return std::borrow::Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
+        if needs_escape(c) {
             out.extend(c.escape_default());
         } else {
             out.push(c);
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The characters [`one_line`] escapes: control characters, and the zero-width and
+/// bidirectional-formatting ones (U+200B–U+200F, U+202A–U+202E, U+2066–U+2069).
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 #[cfg(test)]
@@ -258,6 +266,7 @@ mod tests {
             "bad\\nADMIT app:1: forged\\r\\u{1b}[2K"
         );
         assert_eq!(one_line("a\u{85}b"), "a\\u{85}b");
+        assert_eq!(one_line("ok\u{202e}gnp.exe"), "ok\\u{202e}gnp.exe");
     }
 
     #[test]

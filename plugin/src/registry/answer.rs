@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde::Deserialize;
 
-/// The most characters of a registry's error text that are shown (an escaped character
-/// counts as the characters of its escape), plus an ellipsis when there was more.
+use crate::verdict::one_line;
+
+/// The most characters of a registry's error text that are shown, escapes included, plus an
+/// ellipsis when there was more.
 pub const DETAIL_MAX_CHARS: usize = 200;
 
 /// The `rel="next"` target of a `Link` header, resolved against the URL of the page that
@@ -95,9 +97,8 @@ pub fn retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 /// What a refusal's body says, for an error message: the registry's error codes and
 /// messages (`{"errors": [{"code", "message"}]}`) joined with `; `, else the start of the
 /// body as text; empty when it says nothing. At most [`DETAIL_MAX_CHARS`] characters (and
-/// `…`), with control and bidirectional-formatting characters escaped as `verdict::one_line`
-/// writes them (`\n`, `\u{1b}`), so that a registry cannot write lines or terminal sequences
-/// into the node's logs.
+/// `…`), escaped by `verdict::one_line` (`\n`, `\u{1b}`, `\u{202e}`), so that a registry
+/// cannot write lines or terminal sequences into the node's logs.
 pub fn error_detail(body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct Errors {
@@ -130,29 +131,14 @@ pub fn error_detail(body: &[u8]) -> String {
     shown(&String::from_utf8_lossy(body))
 }
 
-/// Characters a registry's text may not bring into a message as they are.
-pub fn is_unsafe_in_messages(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
-/// `text`, trimmed, escaped and cut to [`DETAIL_MAX_CHARS`].
+/// `text`, trimmed, escaped and cut to [`DETAIL_MAX_CHARS`] (a cut may end inside an
+/// escape).
 fn shown(text: &str) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for c in text.trim().chars() {
-        let piece: String = if is_unsafe_in_messages(c) {
-            c.escape_default().collect()
-        } else {
-            c.to_string()
-        };
-        let len = piece.chars().count();
-        if count + len > DETAIL_MAX_CHARS {
-            out.push('…');
-            break;
-        }
-        out.push_str(&piece);
-        count += len;
+    let escaped = one_line(text.trim());
+    let mut chars = escaped.chars();
+    let mut out: String = chars.by_ref().take(DETAIL_MAX_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
     }
     out
 }

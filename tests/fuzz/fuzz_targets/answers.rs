@@ -21,10 +21,9 @@
 use base64::Engine as _;
 use chrono::{DateTime, Duration as Span, Utc};
 use libfuzzer_sys::fuzz_target;
-use pullguard_plugin::registry::answer::{
-    error_detail, is_unsafe_in_messages, next_link, retry_after, DETAIL_MAX_CHARS,
-};
+use pullguard_plugin::registry::answer::{error_detail, next_link, retry_after, DETAIL_MAX_CHARS};
 use pullguard_plugin::registry::auth::{docker_config_credentials, CredentialError, Credentials};
+use pullguard_plugin::verdict::needs_escape;
 use std::path::Path;
 use std::time::Duration;
 use url::Url;
@@ -99,7 +98,7 @@ fn check_shown(text: &str, from: &[u8]) {
         from.len()
     );
     assert!(
-        !text.chars().any(is_unsafe_in_messages),
+        !text.chars().any(needs_escape),
         "an unsafe character kept: {text:?}"
     );
 }
@@ -111,7 +110,7 @@ fn errors(data: &[u8], code: &str, message: &str) {
     let text = error_detail(&body);
     check_shown(&text, &body);
     let (code, message) = (code.trim(), message.trim());
-    let plain = |s: &str| !s.is_empty() && !s.chars().any(is_unsafe_in_messages);
+    let plain = |s: &str| !s.is_empty() && !s.chars().any(needs_escape);
     if plain(code)
         && plain(message)
         && code.chars().count() + message.chars().count() + 2 <= DETAIL_MAX_CHARS
