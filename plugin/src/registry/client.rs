@@ -10,7 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
-use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use reqwest::header::{
+    AsHeaderName, HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION,
+};
 use reqwest::Method;
 use serde::Deserialize;
 
@@ -373,10 +375,7 @@ impl Registry {
         let resp = self.send(Method::GET, Some(repo), Access::Pull, &path, headers, None)?;
         let resp = self.expect_success(resp, &label)?;
         let header_digest = content_digest_header(&resp);
-        let content_type = resp
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
+        let content_type = header_str(&resp, CONTENT_TYPE)
             .map(|s| s.split(';').next().unwrap_or(s).trim().to_string());
         let bytes = self.read_body(resp, max_len, &label, started)?;
         let asked: Option<Digest> = reference.parse().ok();
@@ -525,10 +524,7 @@ impl Registry {
             Some(Vec::new()),
         )?;
         let resp = self.expect_success(resp, &label)?;
-        let location = resp
-            .headers()
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
+        let location = header_str(&resp, LOCATION)
             .ok_or_else(|| {
                 self.error(
                     &label,
@@ -626,19 +622,13 @@ impl Registry {
                 other => other?,
             };
             let resp = self.expect_success(resp, &label)?;
-            let is_index = resp
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
+            let is_index = header_str(&resp, CONTENT_TYPE)
                 .is_some_and(|v| v.starts_with(MEDIA_TYPE_IMAGE_INDEX));
             if !is_index && pages == 0 {
                 // Some registries answer unknown routes with 200 and an HTML page.
                 return self.referrers_by_tag(repo, subject, artifact_type);
             }
-            next = resp
-                .headers()
-                .get(reqwest::header::LINK)
-                .and_then(|v| v.to_str().ok())
+            next = header_str(&resp, reqwest::header::LINK)
                 .and_then(|link| answer::next_link(link, resp.url()))
                 .map(String::from);
             let bytes = self.read_body(resp, self.caps.index, &label, started)?;
@@ -799,11 +789,8 @@ impl Registry {
                 }
                 401 if !challenged => {
                     challenged = true;
-                    let challenge = resp
-                        .headers()
-                        .get(reqwest::header::WWW_AUTHENTICATE)
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_string);
+                    let challenge =
+                        header_str(&resp, reqwest::header::WWW_AUTHENTICATE).map(str::to_string);
                     let Some(challenge) = challenge else {
                         return Err(self.error(
                             &label,
@@ -1077,10 +1064,12 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 fn content_digest_header(resp: &Response) -> Option<Digest> {
-    resp.headers()
-        .get("docker-content-digest")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse().ok())
+    header_str(resp, "docker-content-digest").and_then(|s| s.trim().parse().ok())
+}
+
+/// A header's value, when the answer has it and it is visible ASCII (what `to_str` takes).
+fn header_str(resp: &Response, name: impl AsHeaderName) -> Option<&str> {
+    resp.headers().get(name)?.to_str().ok()
 }
 
 fn strip_query(path: &str) -> String {
@@ -1093,11 +1082,7 @@ fn strip_base(path: &str, base: &str) -> String {
 
 /// The wait a `Retry-After` header asks for (`answer::retry_after`).
 fn retry_after(resp: &Response) -> Option<Duration> {
-    let value = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?;
+    let value = header_str(resp, reqwest::header::RETRY_AFTER)?;
     answer::retry_after(value, chrono::Utc::now())
 }
 
