@@ -12,18 +12,20 @@ set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
-apt_packages=(protobuf-compiler libclang-dev clang faketime time python3-venv python3-pip ca-certificates curl docker-registry openssl)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
+# Installs the Debian packages named that are not installed yet (the benchmarks call it for
+# their own tools, hyperfine).
+apt_ensure() { # package...
+  local p missing=() sudo_cmd=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  ((${#missing[@]})) || return 0
   echo "setup: installing Debian packages: ${missing[*]}"
-  sudo_cmd=()
   [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
-fi
+}
+apt_ensure protobuf-compiler libclang-dev clang faketime time python3-venv python3-pip ca-certificates curl docker-registry openssl
 
 # A build directory and venv shared across clones when the machine allows it: RocksDB takes
 # many minutes to build from source, and CI runs on fresh clones.

@@ -4,7 +4,7 @@
 # of the same image, signed by both tools in a Debian docker-registry on 127.0.0.1. Timed
 # with hyperfine; prints its table and the ratio.
 #   benches/compare/daemon.sh [--release] [RUNS]   (default: the dev build the tests use, 30 runs)
-# Needs hyperfine (Debian package); cosign comes from scripts/fetch-peers.sh.
+# Installs hyperfine (Debian package) when it is missing; cosign comes from scripts/fetch-peers.sh.
 set -euo pipefail
 release=false
 if [[ ${1:-} == --release ]]; then release=true; shift; fi
@@ -15,7 +15,7 @@ if $release; then
   cargo build --quiet --locked --release --bin pullguard --bin pullguard-daemon
   pullguard=$CARGO_TARGET_DIR/release/pullguard
 fi
-command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+apt_ensure hyperfine >&2
 cosign=$(scripts/fetch-peers.sh cosign | sed -n 's/^cosign=//p')
 cd "$work"
 pg() { "$pullguard" "$@"; }

@@ -3,14 +3,14 @@
 # 127.0.0.1, one target lookup and its download and check, from a fresh trusted state holding
 # only root.json, for
 # repositories of 1, 1,000 and 10,000 targets. Both clients run as whole processes under
-# hyperfine; the repository is written by python-tuf. Needs hyperfine (Debian package).
+# hyperfine; the repository is written by python-tuf. Installs hyperfine (Debian package) when it is missing.
 #   benches/compare/run.sh [--release]     (default: the dev build the tests use)
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$repo_root"
 # shellcheck source=scripts/setup.sh
 . scripts/setup.sh >/dev/null
-command -v hyperfine >/dev/null || { echo "install hyperfine (apt-get install hyperfine)" >&2; exit 1; }
+apt_ensure hyperfine >&2
 profile=debug
 if [[ ${1:-} == --release ]]; then
   profile=release
