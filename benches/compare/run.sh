@@ -3,7 +3,8 @@
 # 127.0.0.1, one target lookup and its download and check, from a fresh trusted state holding
 # only root.json, for
 # repositories of 1, 1,000 and 10,000 targets. Both clients run as whole processes under
-# hyperfine; the repository is written by python-tuf. Installs hyperfine (Debian package) when it is missing.
+# hyperfine; the repository is written by python-tuf. Installs hyperfine (Debian package)
+# when it is missing.
 #   benches/compare/run.sh [--release]     (default: the dev build the tests use)
 set -euo pipefail
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
